@@ -1,0 +1,309 @@
+"""MultiHeadAttention: the projections, the head split and merge, and the trace of every step.
+
+Parameter names and layouts are those of ``torch.nn.MultiheadAttention``, so its state dict loads
+here unchanged and ours loads there (see ``attention.weights`` for the checked versions).
+Grouped-query attention generalises them: K and V project to ``num_kv_heads · head_dim``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attention import functional as AF
+from attention.config import AttentionConfig
+from attention.errors import InputError, ShapeError
+from attention.positional import alibi_bias, apply_rope
+
+
+@dataclass
+class AttentionOutput:
+    """What one forward call returns; `weights` and `trace` are filled only when asked for."""
+
+    output: Tensor  # (B, L, d_model)
+    weights: Tensor | None = None  # (B, H, L, S) per head, S counting bias_k and the zero key
+    fully_masked: Tensor | None = None  # (B, H, L) bool: queries that could attend to no key
+    trace: dict[str, Tensor] = field(default_factory=dict)  # step name -> batched tensor
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention whose every intermediate step can be returned.
+
+    Three ways to call it, from most to least observable: ``trace=True`` keeps every step,
+    ``need_weights=True`` keeps only the per-head weights, and otherwise the head outputs come
+    from ``F.scaled_dot_product_attention`` (the fast path).
+    """
+
+    in_proj_weight: nn.Parameter | None
+    q_proj_weight: nn.Parameter | None
+    k_proj_weight: nn.Parameter | None
+    v_proj_weight: nn.Parameter | None
+    in_proj_bias: nn.Parameter | None
+    bias_k: nn.Parameter | None
+    bias_v: nn.Parameter | None
+
+    def __init__(self, config: AttentionConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self._register_projections(config)
+        self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.reset_parameters(generator)
+
+    def _register_projections(self, config: AttentionConfig) -> None:
+        d_model, kv_dim = config.d_model, config.kv_dim
+        packed = config.packed_projection
+
+        def weight(rows: int, columns: int, present: bool) -> nn.Parameter | None:
+            return nn.Parameter(torch.empty(rows, columns)) if present else None
+
+        self.in_proj_weight = weight(d_model + 2 * kv_dim, d_model, packed)
+        self.q_proj_weight = weight(d_model, d_model, not packed)
+        self.k_proj_weight = weight(kv_dim, config.key_dim, not packed)
+        self.v_proj_weight = weight(kv_dim, config.value_dim, not packed)
+        self.in_proj_bias = (
+            nn.Parameter(torch.empty(d_model + 2 * kv_dim)) if config.bias else None
+        )
+        self.bias_k = nn.Parameter(torch.empty(1, 1, kv_dim)) if config.add_bias_kv else None
+        self.bias_v = nn.Parameter(torch.empty(1, 1, kv_dim)) if config.add_bias_kv else None
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """PyTorch's own scheme for nn.MultiheadAttention, drawn from `generator`."""
+        for weight in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            if weight is not None:
+                nn.init.xavier_uniform_(weight, generator=generator)
+        nn.init.kaiming_uniform_(self.out_proj.weight, a=math.sqrt(5), generator=generator)
+        for bias in (self.in_proj_bias, self.out_proj.bias):
+            if bias is not None:
+                nn.init.zeros_(bias)
+        for extra in (self.bias_k, self.bias_v):
+            if extra is not None:
+                nn.init.xavier_normal_(extra, generator=generator)
+
+    # -- steps 2-3: the linear layers -------------------------------------------------------
+
+    def projection_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The Q, K and V weight matrices, whichever layout holds them."""
+        if self.in_proj_weight is None:
+            assert self.q_proj_weight is not None and self.k_proj_weight is not None
+            assert self.v_proj_weight is not None
+            return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        return self._split_qkv(self.in_proj_weight)
+
+    def projection_biases(self) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        if self.in_proj_bias is None:
+            return None, None, None
+        return self._split_qkv(self.in_proj_bias)
+
+    def _split_qkv(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v = packed.split([self.config.d_model, self.config.kv_dim, self.config.kv_dim])
+        return q, k, v
+
+    def project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The linear layers: (B, L, E), (B, S, kdim), (B, S, vdim) -> Q, K, V (B, ·, H·d)."""
+        if query is key and key is value and self.in_proj_weight is not None:
+            # self-attention: one matrix product instead of three, as PyTorch does
+            return self._split_last(F.linear(query, self.in_proj_weight, self.in_proj_bias))
+        (w_q, w_k, w_v), (b_q, b_k, b_v) = self.projection_weights(), self.projection_biases()
+        return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+
+    def _split_last(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v = packed.split([self.config.d_model, self.config.kv_dim, self.config.kv_dim], -1)
+        return q, k, v
+
+    def append_extra_keys(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """add_bias_kv, then add_zero_attn, on heads-split (B, H_kv, S, d) keys and values."""
+        batch, kv_heads, _, head_dim = k.shape
+        if self.bias_k is not None and self.bias_v is not None:
+            bias_k = self.bias_k.view(1, kv_heads, 1, head_dim).expand(batch, -1, -1, -1)
+            bias_v = self.bias_v.view(1, kv_heads, 1, head_dim).expand(batch, -1, -1, -1)
+            k, v = torch.cat([k, bias_k], dim=2), torch.cat([v, bias_v], dim=2)
+        if self.config.add_zero_attn:
+            zeros = k.new_zeros(batch, kv_heads, 1, head_dim)
+            k, v = torch.cat([k, zeros], dim=2), torch.cat([v, zeros], dim=2)
+        return k, v
+
+    # -- step 5b: masks and biases ------------------------------------------------------------
+
+    def attention_bias(
+        self,
+        batch: int,
+        length: int,
+        source_length: int,
+        *,
+        key_padding_mask: Tensor | None,
+        attn_mask: Tensor | None,
+        like: Tensor,
+    ) -> Tensor | None:
+        """One additive bias (B|1, H|1, L, S + extra keys), -inf where a key may not be seen."""
+        config, device, dtype = self.config, like.device, like.dtype
+        blocked = self._structural_mask(length, source_length, device)
+        bias = None if blocked is None else AF.mask_to_bias(blocked, dtype)
+        if attn_mask is not None:
+            mask = AF.mask_to_bias(attn_mask, dtype)
+            if mask.dim() == 3:  # PyTorch's (B·H, L, S) layout
+                mask = mask.view(batch, config.num_heads, length, source_length)
+            bias = mask if bias is None else bias + mask
+        if config.positional_encoding == "alibi":
+            alibi = alibi_bias(config.num_heads, length, source_length, device, dtype)
+            bias = alibi if bias is None else bias + alibi
+        if key_padding_mask is not None:
+            padding = AF.mask_to_bias(key_padding_mask, dtype).view(batch, 1, 1, source_length)
+            bias = padding if bias is None else bias + padding
+        if bias is None or not config.extra_keys:
+            return bias
+        # the appended keys are always visible, as in PyTorch's F.pad of both masks
+        return F.pad(bias, (0, config.extra_keys))
+
+    def _structural_mask(self, length: int, source_length: int, device: torch.device) -> Tensor | None:
+        config = self.config
+        blocked = AF.causal_mask(length, source_length, device) if config.causal else None
+        if config.window is not None:
+            window = AF.window_mask(length, source_length, config.window, device)
+            blocked = window if blocked is None else blocked | window
+        return blocked
+
+    # -- the forward pass ---------------------------------------------------------------------
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        *,
+        key_padding_mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        need_weights: bool = True,
+        trace: bool = False,
+    ) -> AttentionOutput:
+        """Batch-first inputs: query (B, L, E), key (B, S, kdim), value (B, S, vdim).
+
+        Without `key` and `value` this is self-attention on `query`.
+        """
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check_inputs(query, key, value, key_padding_mask, attn_mask)
+        batch, length, _ = query.shape
+        source_length = key.shape[1]
+        config = self.config
+
+        q, k, v = self.project(query, key, value)  # (B, L, E), (B, S, kv_dim), (B, S, kv_dim)
+        q = AF.split_heads(q, config.num_heads)  # (B, H, L, d)
+        k = AF.split_heads(k, config.kv_heads)  # (B, H_kv, S, d)
+        v = AF.split_heads(v, config.kv_heads)  # (B, H_kv, S, d)
+        if config.positional_encoding == "rope":
+            q, k = apply_rope(q, config.rope_base), apply_rope(k, config.rope_base)
+        k, v = self.append_extra_keys(k, v)  # (B, H_kv, S + extra, d)
+        if not (need_weights or trace) and self._only_causal(key_padding_mask, attn_mask):
+            # a bare causal mask goes to the fused kernel as is_causal: no bias tensor at all
+            return self._fast_forward(q, k, v, None, is_causal=True)
+        bias = self.attention_bias(
+            batch, length, source_length,
+            key_padding_mask=key_padding_mask, attn_mask=attn_mask, like=q,
+        )  # fmt: skip
+        if not (need_weights or trace):
+            return self._fast_forward(q, k, v, bias)
+        return self._traced_forward(q, k, v, bias, keep_trace=trace)
+
+    def _only_causal(self, key_padding_mask: Tensor | None, attn_mask: Tensor | None) -> bool:
+        config = self.config
+        return (
+            config.causal
+            and config.window is None
+            and config.positional_encoding != "alibi"
+            and not config.extra_keys
+            and key_padding_mask is None
+            and attn_mask is None
+        )
+
+    def _fast_forward(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, is_causal: bool = False
+    ) -> AttentionOutput:
+        heads = AF.fast_attention(
+            q, k, v,
+            scale=self.config.resolved_scale,
+            bias=bias,
+            dropout=self.config.dropout if self.training else 0.0,
+            is_causal=is_causal,
+        )  # fmt: skip
+        return AttentionOutput(output=self.out_proj(AF.merge_heads(heads)))
+
+    def _traced_forward(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, keep_trace: bool
+    ) -> AttentionOutput:
+        scores = AF.attention_scores(q, k)  # (B, H, L, S)
+        scaled = AF.scale_scores(scores, self.config.resolved_scale)
+        masked = AF.apply_bias(scaled, bias)
+        weights, fully_masked = AF.masked_softmax(masked)  # (B, H, L, S), (B, H, L)
+        dropped = F.dropout(weights, self.config.dropout, training=self.training)
+        heads = AF.weighted_sum(dropped, v)  # (B, H, L, d)
+        concat = AF.merge_heads(heads)  # (B, L, H·d)
+        output = self.out_proj(concat)  # (B, L, E)
+        steps = {
+            "q": q, "k": k, "v": v, "scores": scores, "scaled_scores": scaled,
+            "masked_scores": masked, "attention": weights, "head_outputs": heads,
+            "concat": concat, "output": output,
+        }  # fmt: skip
+        return AttentionOutput(
+            output=output,
+            weights=weights,
+            fully_masked=fully_masked,
+            trace=steps if keep_trace else {},
+        )
+
+    # -- input checks: every message names the input and both shapes ------------------------
+
+    def _check_inputs(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None,
+        attn_mask: Tensor | None,
+    ) -> None:
+        config = self.config
+        _expect_width("query", query, config.d_model)
+        _expect_width("key", key, config.key_dim)
+        _expect_width("value", value, config.value_dim)
+        batch, length, _ = query.shape
+        source_length = key.shape[1]
+        if key.shape[0] != batch or value.shape[:2] != key.shape[:2]:
+            raise ShapeError(
+                f"query {tuple(query.shape)}, key {tuple(key.shape)} and value "
+                f"{tuple(value.shape)} must share the batch size, and key and value the length",
+                field="key",
+            )
+        if key_padding_mask is not None:
+            _expect_shape("key_padding_mask", key_padding_mask, [(batch, source_length)])
+            _expect_mask_values("key_padding_mask", key_padding_mask)
+        if attn_mask is not None:
+            allowed = [(length, source_length), (batch * config.num_heads, length, source_length)]
+            _expect_shape("attn_mask", attn_mask, allowed)
+            _expect_mask_values("attn_mask", attn_mask)
+
+
+def _expect_width(name: str, x: Tensor, width: int) -> None:
+    if x.dim() != 3 or x.shape[-1] != width:
+        raise ShapeError(
+            f"{name} has shape {tuple(x.shape)}; expected (batch, length, {width})", field=name
+        )
+    if x.shape[1] == 0:
+        raise ShapeError(f"{name} has no positions: length 0", field=name)
+
+
+def _expect_shape(name: str, x: Tensor, allowed: list[tuple[int, ...]]) -> None:
+    if tuple(x.shape) not in allowed:
+        expected = " or ".join(str(shape) for shape in allowed)
+        raise ShapeError(f"{name} has shape {tuple(x.shape)}; expected {expected}", field=name)
+
+
+def _expect_mask_values(name: str, mask: Tensor) -> None:
+    if mask.dtype == torch.bool:
+        return
+    if not mask.is_floating_point():
+        raise InputError(f"{name} must be boolean or floating point, not {mask.dtype}", field=name)
+    if bool((torch.isnan(mask) | torch.isposinf(mask)).any()):
+        raise InputError(f"{name} holds NaN or +inf; only finite values and -inf are allowed", field=name)

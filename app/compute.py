@@ -1,0 +1,285 @@
+"""Translate an AttentionRequest into tensors, run the model, and cut the batch into results.
+
+Everything mathematical happens in `attention`; this module only pads, masks padding, moves
+tensors between devices and slices each sequence's own rows and columns back out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from app.limits import Shape
+from app.schemas import AttentionRequest
+from app.tokenize import tokenize
+from attention import (
+    AttentionConfig,
+    AttentionModel,
+    AttentionOutput,
+    InputError,
+    MultiHeadAttention,
+    ShapeError,
+    load_pytorch_state_dict,
+)
+
+Label = str | int
+EXTRA_KEY_LABELS = ("<bias_k>", "<zero_attn>")
+
+
+@dataclass
+class Labels:
+    """Token labels of queries and keys, one list per sequence, unpadded."""
+
+    queries: list[list[Label]]
+    keys: list[list[Label]]  # the sequence's own keys, before bias_k and the zero key
+
+    @property
+    def query_lengths(self) -> list[int]:
+        return [len(tokens) for tokens in self.queries]
+
+    @property
+    def key_lengths(self) -> list[int]:
+        return [len(tokens) for tokens in self.keys]
+
+
+def library_config(request: AttentionRequest) -> AttentionConfig:
+    fields = request.config.model_dump(exclude={"dtype"})
+    return AttentionConfig(**fields)
+
+
+def request_labels(request: AttentionRequest) -> Labels:
+    """Token labels, read off the request without building any tensor."""
+    if request.text is not None:
+        texts = [request.text] if isinstance(request.text, str) else request.text
+        queries: list[list[Label]] = [list(tokenize(text)) for text in texts]
+    elif request.sequences is not None:
+        queries = [list(sequence) for sequence in request.sequences]
+    else:
+        queries = [_position_labels(len(rows)) for rows in request.embeddings or []]
+    if request.key_sequences is not None:
+        keys: list[list[Label]] = [list(sequence) for sequence in request.key_sequences]
+    elif request.key_embeddings is not None:
+        keys = [_position_labels(len(rows)) for rows in request.key_embeddings]
+    else:
+        keys = queries
+    _check_labels(queries, keys, request)
+    return Labels(queries, keys)
+
+
+def request_shape(request: AttentionRequest, labels: Labels, config: AttentionConfig) -> Shape:
+    return Shape(
+        batch=len(labels.queries),
+        query_length=max(labels.query_lengths),
+        key_length=max(labels.key_lengths) + config.extra_keys,
+    )
+
+
+def _position_labels(length: int) -> list[Label]:
+    return [f"[{position}]" for position in range(length)]
+
+
+def _check_labels(
+    queries: list[list[Label]], keys: list[list[Label]], request: AttentionRequest
+) -> None:
+    source = (
+        "text" if request.text is not None else "sequences" if request.sequences else "embeddings"
+    )
+    if not queries:
+        raise InputError(f"{source} is empty: send at least one sequence", field=source)
+    for row, tokens in enumerate(queries):
+        if not tokens:
+            raise InputError(f"{source}[{row}] has no tokens", field=f"{source}.{row}")
+    key_source = "key_sequences" if request.key_sequences is not None else "key_embeddings"
+    if keys is not queries:
+        if len(keys) != len(queries):
+            raise ShapeError(
+                f"{key_source} has {len(keys)} sequences but there are {len(queries)} query "
+                "sequences; give one key sequence per query sequence",
+                field=key_source,
+            )
+        for row, tokens in enumerate(keys):
+            if not tokens:
+                raise InputError(f"{key_source}[{row}] has no tokens", field=f"{key_source}.{row}")
+
+
+# -- tensors --------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """Padded tensors of one request, ready for AttentionModel.forward."""
+
+    token_embeddings: Tensor  # (B, L, d_model)
+    key_embeddings: Tensor | None  # (B, S, kdim) or None for self-attention
+    value_embeddings: Tensor | None  # (B, S, vdim)
+    position_keys: bool
+    key_padding_mask: Tensor | None  # (B, S) True = blocked
+    attn_mask: Tensor | None
+
+
+def build_batch(request: AttentionRequest, labels: Labels, model: AttentionModel) -> Batch:
+    reference = model.tokens.ids.weight
+    device, dtype = reference.device, reference.dtype
+    if request.embeddings is not None:
+        queries = padded_vectors(request.embeddings, "embeddings", model.config.d_model, dtype)
+    else:
+        queries = model.embed_tokens(labels.queries)
+    keys = values = None
+    if request.key_sequences is not None:
+        _require_token_keys_fit(model.config)
+        keys = model.embed_tokens(labels.keys)
+    elif request.key_embeddings is not None:
+        keys = padded_vectors(request.key_embeddings, "key_embeddings", model.config.key_dim, dtype)
+        if request.value_embeddings is not None:
+            values = padded_vectors(
+                request.value_embeddings, "value_embeddings", model.config.value_dim, dtype
+            )
+            _require_same_lengths(request.key_embeddings, request.value_embeddings)
+    return Batch(
+        token_embeddings=queries.to(device),
+        key_embeddings=None if keys is None else keys.to(device),
+        value_embeddings=None if values is None else values.to(device),
+        position_keys=request.key_sequences is not None,
+        key_padding_mask=_key_padding_mask(request, labels, device),
+        attn_mask=_attn_mask(request, dtype, device),
+    )
+
+
+def padded_vectors(
+    rows: Sequence[Sequence[Sequence[float]]], field: str, width: int, dtype: torch.dtype
+) -> Tensor:
+    """Ragged B × L_b × width lists -> (B, L_max, width), zeros after each shorter sequence."""
+    longest = max(len(sequence) for sequence in rows)
+    out = torch.zeros(len(rows), longest, width, dtype=dtype)
+    for row, sequence in enumerate(rows):
+        array = _dense(sequence, f"{field}.{row}")
+        if array.ndim != 2 or array.shape[1] != width:
+            raise ShapeError(
+                f"{field}[{row}] has shape {array.shape}; expected ({len(sequence)}, {width}) "
+                f"(vectors of width {width})",
+                field=f"{field}.{row}",
+            )
+        out[row, : len(sequence)] = torch.from_numpy(array)
+    return out
+
+
+def _dense(value: Any, field: str, dtype: type = np.float64) -> np.ndarray[Any, Any]:
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError):
+        raise ShapeError(
+            f"{field} is ragged: every row must have the same length", field=field
+        ) from None
+
+
+def _require_token_keys_fit(config: AttentionConfig) -> None:
+    if config.key_dim != config.d_model or config.value_dim != config.d_model:
+        raise ShapeError(
+            f"key_sequences are embedded at d_model={config.d_model}, so kdim={config.kdim} and "
+            f"vdim={config.vdim} must be null or equal to it",
+            field="key_sequences",
+        )
+
+
+def _require_same_lengths(keys: list[list[list[float]]], values: list[list[list[float]]]) -> None:
+    if len(keys) != len(values) or any(
+        len(k) != len(v) for k, v in zip(keys, values, strict=False)
+    ):
+        raise ShapeError(
+            f"value_embeddings lengths {[len(v) for v in values]} differ from key_embeddings "
+            f"lengths {[len(k) for k in keys]}",
+            field="value_embeddings",
+        )
+
+
+def _key_padding_mask(
+    request: AttentionRequest, labels: Labels, device: torch.device
+) -> Tensor | None:
+    lengths = labels.key_lengths
+    longest = max(lengths)
+    given = request.key_padding_mask
+    if given is None and min(lengths) == longest:
+        return None  # nothing to mask: the kernels run faster without a mask
+    mask = torch.arange(longest)[None, :] >= torch.tensor(lengths)[:, None]  # (B, S) padding
+    if given is not None:
+        mask |= _user_padding_mask(given, lengths, longest)
+    return mask.to(device)
+
+
+def _user_padding_mask(given: list[list[bool]], lengths: list[int], longest: int) -> Tensor:
+    if len(given) != len(lengths):
+        raise ShapeError(
+            f"key_padding_mask has {len(given)} rows; expected one per sequence ({len(lengths)})",
+            field="key_padding_mask",
+        )
+    mask = torch.zeros(len(lengths), longest, dtype=torch.bool)
+    for row, (flags, length) in enumerate(zip(given, lengths, strict=True)):
+        if len(flags) not in (length, longest):
+            raise ShapeError(
+                f"key_padding_mask[{row}] has {len(flags)} entries; expected {length} (the "
+                f"sequence's keys) or {longest} (the longest sequence's)",
+                field=f"key_padding_mask.{row}",
+            )
+        mask[row, : len(flags)] = torch.tensor(flags, dtype=torch.bool)
+    return mask
+
+
+def _attn_mask(
+    request: AttentionRequest, dtype: torch.dtype, device: torch.device
+) -> Tensor | None:
+    if request.attn_mask is None:
+        return None
+    rows = request.attn_mask
+    is_bool = all(isinstance(value, bool) for row in rows for value in row)
+    array = _dense(rows, "attn_mask", bool if is_bool else np.float64)
+    if array.ndim != 2:
+        raise ShapeError(
+            f"attn_mask must be a matrix (L × S), got shape {array.shape}", field="attn_mask"
+        )
+    tensor = torch.from_numpy(array)
+    return tensor.to(device=device, dtype=torch.bool if is_bool else dtype)
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def run_model(
+    request: AttentionRequest,
+    labels: Labels,
+    model: AttentionModel,
+    layer: MultiHeadAttention | None,
+) -> AttentionOutput:
+    batch = build_batch(request, labels, model)
+    steps = request.output.step_names()
+    wants_weights = request.output.attention != "none" or request.output.metrics
+    result: AttentionOutput = model(
+        batch.token_embeddings, batch.key_embeddings, batch.value_embeddings,
+        position_keys=batch.position_keys,
+        key_padding_mask=batch.key_padding_mask,
+        attn_mask=batch.attn_mask,
+        need_weights=wants_weights,
+        trace=bool(steps),
+        attention=layer,
+    )  # fmt: skip
+    return result
+
+
+def explicit_layer(request: AttentionRequest, model: AttentionModel) -> MultiHeadAttention | None:
+    """A layer holding the request's own weights, or None to use the model's seeded ones."""
+    if request.parameters is None:
+        return None
+    reference = model.tokens.ids.weight
+    tensors = {
+        name: torch.from_numpy(_dense(value, f"parameters.{name}")).to(reference.dtype)
+        for name, value in request.parameters.items()
+    }
+    with torch.inference_mode(False):
+        # a throwaway generator: the drawn weights are overwritten, the global RNG untouched
+        layer = MultiHeadAttention(model.config, torch.Generator())
+        load_pytorch_state_dict(layer, tensors)
+    return layer.to(device=reference.device, dtype=reference.dtype).eval()

@@ -1,0 +1,154 @@
+"""HTTP errors of the service, and the one place that turns every error into a response.
+
+    ServiceError                 carries an HTTP status and a message
+    ├── InvalidRequest   400     a body that is not JSON
+    ├── UnsupportedMedia 415     a body that is not application/json
+    ├── TooLarge         413     over a configured limit (body, tokens, batch, work estimate)
+    ├── Overloaded       429     no free slot and the wait queue full; carries Retry-After
+    ├── Unauthorized     401     a missing or wrong API key
+    ├── NotReady         503     draining, or out of memory
+    └── DeadlineExceeded 504     the computation ran past its deadline
+
+Library errors (attention.AttentionError) and pydantic's become 422 with FastAPI's body shape:
+``{"detail": [{"loc": ["body", "config", "num_heads"], "msg": "...", "type": "..."}]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from attention import AttentionError
+
+logger = logging.getLogger("app")
+
+
+class ServiceError(Exception):
+    status_code = 500
+    headers: dict[str, str] = {}  # noqa: RUF012  # class default, replaced per instance
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if headers:
+            self.headers = headers
+
+
+class InvalidRequest(ServiceError):
+    status_code = 400
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+
+    def __init__(
+        self, message: str = "a valid API key is required: Authorization: Bearer <key>"
+    ) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class TooLarge(ServiceError):
+    status_code = 413
+
+
+class UnsupportedMedia(ServiceError):
+    status_code = 415
+
+
+class Overloaded(ServiceError):
+    status_code = 429
+
+
+class NotReady(ServiceError):
+    status_code = 503
+
+
+class DeadlineExceeded(ServiceError):
+    status_code = 504
+
+
+# The library names tensors as the module sees them; clients know the request's fields.
+_LIBRARY_FIELDS = {
+    "query": ["embeddings"],
+    "key": ["key_embeddings"],
+    "value": ["value_embeddings"],
+    "device": [],
+    "dtype": ["config", "dtype"],
+}
+_CONFIG_FIELD = re.compile(r"^[a-z_]+$")
+
+
+def library_error_location(field: str | None) -> list[str | int]:
+    """'num_heads' -> body.config.num_heads; 'parameters.bias_k' -> body.parameters.bias_k."""
+    if field is None:
+        return ["body"]
+    if field in _LIBRARY_FIELDS:
+        return ["body", *_LIBRARY_FIELDS[field]]
+    parts: list[str | int] = [int(part) if part.isdigit() else part for part in field.split(".")]
+    top = parts[0]
+    if isinstance(top, str) and _CONFIG_FIELD.match(top) and top not in _REQUEST_FIELDS:
+        return ["body", "config", *parts]
+    return ["body", *parts]
+
+
+_REQUEST_FIELDS = {
+    "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
+    "key_padding_mask", "attn_mask", "parameters", "config", "output",
+}  # fmt: skip
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def unprocessable(loc: list[str | int], message: str, kind: str) -> Response:
+    return json_response(422, {"detail": [{"loc": loc, "msg": message, "type": kind}]})
+
+
+def pydantic_error_items(error: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's shape, with `loc` rooted at "body" and the offending input left out."""
+    items = []
+    for item in error.errors():
+        loc = list(item.get("loc", ()))
+        if not loc or loc[0] != "body":
+            loc = ["body", *loc]
+        items.append({"loc": loc, "msg": item["msg"], "type": item["type"]})
+    return items
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def service_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, ServiceError)
+        return json_response(error.status_code, {"detail": error.message}, error.headers)
+
+    async def attention_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, AttentionError)
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+        return unprocessable(library_error_location(error.field), error.message, kind)
+
+    async def validation_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, ValidationError | RequestValidationError)
+        return json_response(422, {"detail": pydantic_error_items(error)})
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        return json_response(error.status_code, {"detail": error.detail}, dict(error.headers or {}))
+
+    async def unexpected(_: Request, error: Exception) -> Response:
+        logger.exception("unexpected error", exc_info=error)
+        return json_response(500, {"detail": f"internal error: {type(error).__name__}"})
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(AttentionError, attention_error)
+    app.add_exception_handler(ValidationError, validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

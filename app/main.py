@@ -1,0 +1,127 @@
+"""create_app(): assembles the service; nothing here computes anything."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__
+from app.errors import install_error_handlers
+from app.middleware import BodySizeLimit
+from app.routes import attention, health
+from app.schemas import AttentionRequest
+from app.service import Service, torch_threads
+from app.settings import Settings, get_settings
+
+STATIC = Path(__file__).parent / "static"
+logger = logging.getLogger("app")
+
+DESCRIPTION = """Multi-head attention, every step observable: send token sequences, text or
+vectors and a head configuration; get the outputs, the per-head attention weights and, on
+request, every intermediate step, aligned with the tokens."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Attention service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = Service.from_settings(settings)
+    install_error_handlers(app)
+    app.include_router(attention.router)
+    app.include_router(health.router)
+    mount_explorer(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
+    return app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: Service = app.state.service
+    torch.set_num_threads(torch_threads(service.settings))
+    restore = drain_on_sigterm(service)
+    service.started = True
+    try:
+        yield
+    finally:
+        service.draining = True
+        restore()
+        service.admission.shutdown()
+
+
+def drain_on_sigterm(service: Service) -> Callable[[], None]:
+    """Readiness turns 503 the moment SIGTERM arrives; the server's own handler then drains.
+
+    The server installs its handler before the lifespan starts, so this one wraps it.
+    """
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except ValueError:  # not the main thread (an embedded server): nothing to wrap
+        return lambda: None
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        service.draining = True
+        logger.info("SIGTERM: draining, readiness is now 503")
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, handle)
+    except ValueError:
+        return lambda: None
+    return lambda: _restore_signal(previous)
+
+
+def _restore_signal(previous: Any) -> None:
+    with suppress(ValueError, TypeError):
+        signal.signal(signal.SIGTERM, previous)
+
+
+def mount_explorer(app: FastAPI) -> None:
+    """The explorer page at / and its assets at /static/."""
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def explorer() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the request model that /attention parses itself (for speed)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    request_schema = AttentionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(request_schema.pop("$defs", {}))
+    components["AttentionRequest"] = request_schema
+    app.openapi_schema = schema
+    return schema
+
+
+app = create_app()

@@ -1,0 +1,222 @@
+"""Request and response models of POST /attention, named by role.
+
+Field names marked **contract** in DESIGN.md are what clients and frontends rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+from attention import STEPS
+
+DEFAULT_SENTENCE = "The man who passes the sentence should swing the sword"
+DEFAULT_TOKENS = DEFAULT_SENTENCE.split()
+
+StepName = Literal[
+    "token_embeddings", "positional", "inputs", "q", "k", "v", "scores", "scaled_scores",
+    "masked_scores", "attention", "head_outputs", "concat", "output",
+]  # fmt: skip
+assert set(StepName.__args__) == set(STEPS)  # type: ignore[attr-defined]  # kept in step
+
+TokenSequence = list[StrictStr] | list[StrictInt]
+Matrix = list[list[float]]
+Tensor3 = list[list[list[float]]]
+NestedNumbers = Any  # a PyTorch tensor as nested lists; its shape is checked against the module
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class HeadConfig(Strict):
+    """The head configuration; names follow `torch.nn.MultiheadAttention` where it has them."""
+
+    d_model: int = Field(64, ge=1, description="Model width E; each head gets d_model / num_heads")
+    num_heads: int = Field(4, ge=1, description="Query heads H; must divide d_model")
+    num_kv_heads: int | None = Field(
+        None, ge=1, description="K/V heads for grouped-query attention (1 = multi-query); "
+        "must divide num_heads; null = num_heads",
+    )  # fmt: skip
+    kdim: int | None = Field(None, ge=1, description="Width of key_embeddings; null = d_model")
+    vdim: int | None = Field(None, ge=1, description="Width of value_embeddings; null = d_model")
+    bias: bool = Field(True, description="Biases in the input and output projections")
+    add_bias_kv: bool = Field(False, description="Append a learned key and value (bias_k, bias_v)")
+    add_zero_attn: bool = Field(False, description="Append an all-zero key and value")
+    positional_encoding: Literal["none", "sinusoidal", "learned", "rope", "alibi"] = Field(
+        "sinusoidal", description="Added to the embeddings (sinusoidal, learned), rotating q and "
+        "k (rope) or biasing the scores (alibi)",
+    )  # fmt: skip
+    causal: bool = Field(False, description="Query i attends to keys 0..i only (top-left aligned)")
+    window: int | None = Field(
+        None, ge=1, description="Keys at distance < window from the query; null = all"
+    )
+    scale: float | None = Field(None, gt=0, description="Score scale; null = 1/sqrt(head_dim)")
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="Dropout on the weights; the service computes in inference "
+        "mode, where dropout is not applied (as in PyTorch's eval())",
+    )  # fmt: skip
+    max_positions: int = Field(2048, ge=1, description="Rows of the learned position table")
+    rope_base: float = Field(10000.0, gt=1, description="RoPE frequency base")
+    vocab_size: int = Field(1024, ge=1, description="Rows of the table integer token ids index")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of weights and token embeddings")
+    dtype: Literal["float32", "float64"] = Field("float32", description="Computation precision")
+
+
+AllSteps = Literal["all"]
+
+
+class OutputOptions(Strict):
+    attention: Literal["per_head", "average", "none"] = Field(
+        "per_head", description="Attention weights per head (H×L×S), their average (L×S), or none"
+    )
+    steps: list[StepName] | AllSteps = Field(
+        default_factory=list, description="Intermediate steps to return, or 'all'"
+    )
+    precision: int | None = Field(
+        None, ge=0, le=10, description="Round every number to this many decimals; null = full"
+    )
+    metrics: bool = Field(
+        False, description="Per head: entropy, mean attention distance, most-attended key"
+    )
+
+    def step_names(self) -> tuple[str, ...]:
+        return STEPS if self.steps == "all" else tuple(dict.fromkeys(self.steps))
+
+
+class AttentionRequest(Strict):
+    """Exactly one of `sequences`, `text` or `embeddings`; keys optional (cross-attention)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": DEFAULT_SENTENCE,
+                    "config": {"d_model": 64, "num_heads": 4, "seed": 0},
+                    "output": {"attention": "per_head", "steps": ["q", "k", "attention"]},
+                }
+            ]
+        },
+    )
+
+    sequences: list[TokenSequence] | None = Field(
+        None, description="Token sequences: strings (hashed) or integer ids; ragged is fine",
+        examples=[[DEFAULT_TOKENS]],
+    )  # fmt: skip
+    text: str | list[str] | None = Field(
+        None, description="Text tokenized into words and punctuation (regex \\w+|[^\\w\\s])",
+        examples=[DEFAULT_SENTENCE],
+    )  # fmt: skip
+    embeddings: list[Matrix] | None = Field(
+        None, description="B × L × d_model vectors, used instead of token embeddings"
+    )
+    key_sequences: list[TokenSequence] | None = Field(
+        None, description="Cross-attention: keys and values from these token sequences (one per "
+        "query sequence), embedded like the queries",
+    )  # fmt: skip
+    key_embeddings: list[Matrix] | None = Field(
+        None, description="Cross-attention: B × S × kdim key vectors, used as given"
+    )
+    value_embeddings: list[Matrix] | None = Field(
+        None, description="Cross-attention: B × S × vdim value vectors; null = key_embeddings"
+    )
+    key_padding_mask: list[list[bool]] | None = Field(
+        None, description="B × S, true = the key may not be attended to (PyTorch polarity)"
+    )
+    attn_mask: list[list[bool]] | list[list[float]] | None = Field(
+        None, description="L × S (longest query and key lengths): booleans (true = blocked) or "
+        "floats added to the scaled scores",
+    )  # fmt: skip
+    parameters: dict[str, NestedNumbers] | None = Field(
+        None, description="Weights as a torch.nn.MultiheadAttention state dict (in_proj_weight, "
+        "in_proj_bias, q_proj_weight, k_proj_weight, v_proj_weight, bias_k, bias_v, "
+        "out_proj.weight, out_proj.bias); null = drawn from config.seed",
+    )  # fmt: skip
+    config: HeadConfig = Field(default_factory=HeadConfig)
+    output: OutputOptions = Field(default_factory=OutputOptions)
+
+    @model_validator(mode="after")
+    def _one_query_source(self) -> AttentionRequest:
+        given = [
+            name for name in ("sequences", "text", "embeddings") if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of sequences, text or embeddings"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.key_sequences is not None and self.key_embeddings is not None:
+            raise ValueError("give key_sequences or key_embeddings, not both")
+        if self.value_embeddings is not None and self.key_embeddings is None:
+            raise ValueError("value_embeddings needs key_embeddings")
+        return self
+
+
+# -- responses ----------------------------------------------------------------------------
+
+Numbers = Annotated[Any, Field(description="Nested arrays of numbers; null where not finite")]
+
+
+class HeadMetrics(BaseModel):
+    entropy: list[float | None] = Field(
+        description="Per head: mean entropy of a query's weights (nats)"
+    )
+    mean_distance: list[float | None] = Field(
+        description="Per head: mean |query - key| position distance, weighted by attention"
+    )
+    top_key: list[list[int]] = Field(description="H × L: the key each query attends to most")
+
+
+class SequenceResult(BaseModel):
+    tokens: list[str | int] = Field(description="The query tokens, unpadded")
+    key_tokens: list[str | int] = Field(description="The keys, with <bias_k> and <zero_attn> last")
+    output: Numbers = Field(description="L × d_model")
+    attention: Numbers | None = Field(description="H × L × S, L × S (average) or null")
+    steps: dict[str, Numbers] = Field(description="Requested steps, shapes as in DESIGN.md §1")
+    metrics: HeadMetrics | None = None
+    fully_masked_queries: list[int] = Field(
+        description="Queries that could attend to no key: their weights and outputs are zeros"
+    )
+
+
+class ResolvedConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    d_model: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    scale: float
+
+
+class Meta(BaseModel):
+    device: str
+    dtype: str
+    elapsed_ms: float = Field(description="Server time: validation, queue, compute and encoding")
+    compute_ms: float = Field(description="Time spent in the attention module")
+    queue_ms: float = Field(description="Time spent waiting for a computation slot")
+    version: str
+    torch_version: str
+
+
+class AttentionResponse(BaseModel):
+    results: list[SequenceResult]
+    config: ResolvedConfig
+    meta: Meta
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    detail: list[ErrorItem]
+
+
+class MessageErrorBody(BaseModel):
+    detail: str

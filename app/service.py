@@ -1,0 +1,54 @@
+"""The service's per-process state: device, admission gate, module cache, readiness."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from fastapi import Request
+
+from app.runtime import Admission, ModuleCache
+from app.settings import Settings
+from attention import resolve_device
+
+
+@dataclass
+class Service:
+    settings: Settings
+    device: torch.device
+    admission: Admission
+    cache: ModuleCache
+    draining: bool = False
+    started: bool = field(default=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Service:
+        device = resolve_device(settings.device)
+        return cls(
+            settings=settings,
+            device=device,
+            admission=Admission(
+                settings.max_concurrency, settings.max_queue, settings.request_timeout_s
+            ),
+            cache=ModuleCache(settings.module_cache_size, device),
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.started and not self.draining
+
+
+def torch_threads(settings: Settings) -> int:
+    """Intra-op threads per computation: the setting, or the cores shared by the concurrent ones."""
+    if settings.torch_threads:
+        return settings.torch_threads
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    return max(1, cores // settings.max_concurrency)
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service

@@ -1,0 +1,75 @@
+"""The service's settings: one class, read from ATTENTION_* environment variables.
+
+Every limit the service enforces lives here, so that operators find them in one table (README).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTENTION_", extra="ignore", frozen=True)
+
+    # serving
+    host: str = Field("127.0.0.1", description="Address the server binds to")
+    port: int = Field(8000, ge=1, le=65535, description="Port the server listens on")
+    workers: int = Field(1, ge=1, le=64, description="Server worker processes")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    graceful_shutdown_s: float = Field(
+        10.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM"
+    )
+
+    # compute
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'")
+    torch_threads: int = Field(
+        0, ge=0, le=256, description="torch intra-op threads per worker; 0 = one per core"
+    )
+    max_concurrency: int = Field(2, ge=1, le=256, description="Computations run at once")
+    max_queue: int = Field(32, ge=0, le=10_000, description="Requests that may wait for a slot")
+    request_timeout_s: float = Field(30.0, gt=0, description="Deadline of one computation (504)")
+    module_cache_size: int = Field(64, ge=1, le=10_000, description="Modules kept, by config+seed")
+
+    # limits (413 past them)
+    max_body_bytes: int = Field(16 * MiB, ge=1024, description="Largest request body")
+    max_tokens: int = Field(2048, ge=1, description="Tokens per sequence (queries or keys)")
+    max_batch: int = Field(64, ge=1, description="Sequences per request")
+    max_d_model: int = Field(2048, ge=1, description="Largest d_model (and kdim, vdim)")
+    max_heads: int = Field(64, ge=1, description="Largest num_heads")
+    max_work: int = Field(
+        64_000_000,
+        ge=1,
+        description="Largest B·H·L·S attention elements times the matrices returned",
+    )
+
+    # access
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated bearer keys; empty = no authentication"
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated origins allowed by CORS; empty = none"
+    )
+
+    # the pretrained model
+    model_path: str | None = Field(
+        None, description="A BERT-format folder to serve instead of the bundled all-MiniLM-L6-v2"
+    )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests override the dependency or clear the cache."""
+    return Settings()

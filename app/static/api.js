@@ -1,0 +1,106 @@
+// The one call the page makes, POST /attention, and the translation of its errors into messages
+// that name a form field.
+
+/** Request fields that have a control on the page (the last element of a 422's loc). */
+export const FORM_FIELDS = [
+  "text",
+  "d_model",
+  "num_heads",
+  "num_kv_heads",
+  "positional_encoding",
+  "causal",
+  "window",
+  "seed",
+];
+
+const STATUS_TEXT = {
+  401: "The service needs an API key",
+  403: "The API key was refused",
+  413: "The request is too large for this service",
+  429: "The service is busy (too many requests); wait a moment and try again",
+  503: "The service is overloaded or not ready; try again shortly",
+  504: "The computation took too long and was stopped",
+};
+
+function cleanMessage(msg) {
+  return String(msg ?? "").replace(/^(Value|Assertion) error, /, "");
+}
+
+/** The form field a FastAPI error location points at: its last element that names a field. */
+export function fieldOf(loc) {
+  if (!Array.isArray(loc)) return null;
+  for (let k = loc.length - 1; k >= 0; k -= 1) {
+    if (typeof loc[k] === "string") return FORM_FIELDS.includes(loc[k]) ? loc[k] : null;
+  }
+  return null;
+}
+
+function describeFailure(status, detail, statusText) {
+  const failure = { ok: false, status, fieldErrors: [], message: "" };
+  if (Array.isArray(detail)) {
+    const general = [];
+    for (const item of detail) {
+      const field = fieldOf(item?.loc);
+      const msg = cleanMessage(item?.msg ?? JSON.stringify(item));
+      if (field) failure.fieldErrors.push({ field, message: msg });
+      else general.push(Array.isArray(item?.loc) ? `${item.loc.join(".")}: ${msg}` : msg);
+    }
+    failure.message = general.length
+      ? general.join(" · ")
+      : "The service could not use this input: see the highlighted field.";
+    return failure;
+  }
+  const text = typeof detail === "string" ? detail : detail ? JSON.stringify(detail) : "";
+  const lead = STATUS_TEXT[status] ?? `The service answered ${status} ${statusText}`.trim();
+  failure.message = text ? `${lead} (${status}): ${text}` : `${lead} (${status}).`;
+  if (status === 401 || status === 403) {
+    failure.fieldErrors.push({
+      field: "api_key",
+      message: `${lead} (${status}${text ? `: ${text}` : ""}). Type it here and submit again.`,
+    });
+  }
+  return failure;
+}
+
+/**
+ * POST /attention. Resolves to {ok: true, data, raw} or {ok: false, status, fieldErrors,
+ * message}; status 0 is a network failure. Rejects only when aborted.
+ */
+export async function postAttention(body, apiKey, signal) {
+  const headers = { "Content-Type": "application/json", Accept: "application/json" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  let response;
+  try {
+    response = await fetch("/attention", {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    return {
+      ok: false,
+      status: 0,
+      fieldErrors: [],
+      message: `Could not reach the service (${error.message}). Check that it is running and try again.`,
+    };
+  }
+  const raw = await response.text();
+  let data = null;
+  try {
+    data = raw ? JSON.parse(raw) : null;
+  } catch {
+    data = null;
+  }
+  if (response.ok && data && Array.isArray(data.results)) return { ok: true, data, raw };
+  if (response.ok) {
+    return {
+      ok: false,
+      status: response.status,
+      fieldErrors: [],
+      message: "The service sent an answer this page does not understand.",
+    };
+  }
+  return describeFailure(response.status, data?.detail, response.statusText);
+}

@@ -1,0 +1,126 @@
+// Colour scales drawn by hand: a sequential ramp for weights and a diverging one for signed values.
+
+const SEQUENTIAL = ["#f7f9fc", "#d6e2f5", "#9fb8ea", "#6a85d8", "#4453b8", "#2a2a7f", "#170f4a"];
+const DIVERGING = ["#b2182b", "#e0785f", "#f6c8b1", "#f7f7f5", "#c2dcec", "#5ea3cc", "#1f5f9f"];
+
+/** Distinct colours for heads (the connection lines, the head badges). */
+export const HEAD_COLOURS = [
+  "#4f46e5", "#db2777", "#059669", "#d97706",
+  "#0891b2", "#7c3aed", "#dc2626", "#65a30d",
+];
+
+export function headColour(head) {
+  return HEAD_COLOURS[head % HEAD_COLOURS.length];
+}
+
+function hexToRgb(hex) {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+const SEQ_RGB = SEQUENTIAL.map(hexToRgb);
+const DIV_RGB = DIVERGING.map(hexToRgb);
+
+function ramp(stops, t) {
+  const x = Math.min(1, Math.max(0, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  const [a, b] = [stops[i], stops[i + 1]];
+  return a.map((v, k) => Math.round(v + (b[k] - v) * f));
+}
+
+function luminance([r, g, b]) {
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}
+
+/**
+ * A colour scale over [min, max]: `sequential` from min (light) to max (dark), or `diverging`
+ * around zero, symmetric in the largest absolute value.
+ */
+export function makeScale(kind, min, max) {
+  const stops = kind === "diverging" ? DIV_RGB : SEQ_RGB;
+  const lo = kind === "diverging" ? -Math.max(Math.abs(min), Math.abs(max)) : min;
+  const hi = kind === "diverging" ? -lo : max;
+  const span = hi - lo || 1;
+  const rgb = (value) => ramp(stops, (value - lo) / span);
+  return {
+    kind,
+    min: lo,
+    max: hi,
+    colour(value) {
+      return `rgb(${rgb(value).join(",")})`;
+    },
+    /** Whether text on this value's colour should be light. */
+    dark(value) {
+      return luminance(rgb(value)) < 0.5;
+    },
+    gradient() {
+      const hex = kind === "diverging" ? DIVERGING : SEQUENTIAL;
+      return `linear-gradient(to right, ${hex.join(", ")})`;
+    },
+    stops() {
+      return kind === "diverging" ? DIVERGING : SEQUENTIAL;
+    },
+  };
+}
+
+/** Smallest and largest finite number in a nested array; [0, 0] when there is none. */
+export function extent(values) {
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  const walk = (v) => {
+    if (Array.isArray(v)) {
+      for (const item of v) walk(item);
+    } else if (typeof v === "number" && Number.isFinite(v)) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+  };
+  walk(values);
+  return min <= max ? [min, max] : [0, 0];
+}
+
+/** A short human label for a number: 4 significant decimals at most. */
+export function formatNumber(value, digits = 3) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  if (value !== 0 && Math.abs(value) < 10 ** -digits) return value.toExponential(1);
+  return Number(value.toFixed(digits)).toString();
+}
+
+/** A legend: the gradient bar with its end labels and a swatch for masked cells. */
+export function renderLegend(scale, label, { masked = false } = {}) {
+  const legend = document.createElement("div");
+  legend.className = "legend";
+  legend.setAttribute("role", "img");
+  const ends = `${formatNumber(scale.min)} to ${formatNumber(scale.max)}`;
+  legend.setAttribute(
+    "aria-label",
+    `Colour scale for ${label}: ${scale.kind === "diverging" ? "red for negative, white for zero, blue for positive," : "light for low, dark for high,"} from ${ends}${masked ? "; hatched cells are masked or not a number" : ""}`,
+  );
+  const title = document.createElement("span");
+  title.className = "legend-title";
+  title.textContent = label;
+  const bar = document.createElement("span");
+  bar.className = "legend-bar";
+  bar.style.backgroundImage = scale.gradient();
+  const lo = document.createElement("span");
+  lo.className = "legend-end";
+  lo.textContent = formatNumber(scale.min);
+  const hi = document.createElement("span");
+  hi.className = "legend-end";
+  hi.textContent = formatNumber(scale.max);
+  legend.append(title, lo, bar, hi);
+  if (scale.kind === "diverging") {
+    const zero = document.createElement("span");
+    zero.className = "legend-zero";
+    zero.textContent = "0 in the middle";
+    legend.append(zero);
+  }
+  if (masked) {
+    const swatch = document.createElement("span");
+    swatch.className = "legend-masked";
+    swatch.innerHTML = '<span class="swatch masked-swatch"></span> masked';
+    legend.append(swatch);
+  }
+  return legend;
+}

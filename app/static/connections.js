@@ -1,0 +1,167 @@
+// The BertViz-style view: query tokens on the left, key tokens on the right, one line per
+// (query, key) pair whose thickness and opacity follow the attention weight.
+
+import { formatNumber } from "./colors.js";
+import { exactValue } from "./heatmap.js";
+
+const ROW = 30; // px per token row; the SVG's y coordinates use the same unit
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function argmax(row) {
+  let best = -1;
+  let bestValue = Number.NEGATIVE_INFINITY;
+  row.forEach((v, j) => {
+    if (v !== null && v > bestValue) {
+      best = j;
+      bestValue = v;
+    }
+  });
+  return best;
+}
+
+/**
+ * Draw the view into `container`.
+ * matrix: L × S weights of the chosen head (or the average); colour: the head's colour;
+ * name: "Head 2" or "Average of 4 heads"; readout: aria-live element.
+ */
+export function renderConnections(container, { matrix, tokens, keyTokens, colour, name, readout }) {
+  container.replaceChildren();
+  const rows = Math.max(tokens.length, keyTokens.length, 1);
+  let max = 0;
+  for (const row of matrix) for (const v of row) if (v !== null && v > max) max = v;
+  max ||= 1;
+
+  const view = document.createElement("div");
+  view.className = "connections";
+  view.style.setProperty("--row", `${ROW}px`);
+  view.style.setProperty("--head", colour);
+  view.style.height = `${rows * ROW}px`;
+
+  const left = document.createElement("div");
+  left.className = "conn-col conn-queries";
+  left.setAttribute("role", "group");
+  left.setAttribute("aria-label", `Query tokens (${name}): focus one to see where it looks`);
+  const right = document.createElement("ul");
+  right.className = "conn-col conn-keys";
+  right.setAttribute("aria-label", "Key tokens");
+
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("class", "conn-lines");
+  svg.setAttribute("viewBox", `0 0 100 ${rows * ROW}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+
+  const lines = [];
+  matrix.forEach((row, i) => {
+    row.forEach((w, j) => {
+      if (w === null || w <= 0) return;
+      const line = document.createElementNS(SVG_NS, "line");
+      line.setAttribute("x1", "0");
+      line.setAttribute("x2", "100");
+      line.setAttribute("y1", String((i + 0.5) * ROW));
+      line.setAttribute("y2", String((j + 0.5) * ROW));
+      line.setAttribute("stroke", colour);
+      line.setAttribute("vector-effect", "non-scaling-stroke");
+      line.dataset.query = String(i);
+      line.dataset.key = String(j);
+      line.dataset.weight = exactValue(w);
+      const rel = w / max;
+      line.style.setProperty("--w", (0.5 + 6 * rel).toFixed(2));
+      line.style.setProperty("--o", (0.06 + 0.8 * rel * rel).toFixed(3));
+      line.style.setProperty("--o-on", (0.15 + 0.85 * rel).toFixed(3));
+      svg.append(line);
+      lines.push(line);
+    });
+  });
+
+  const keyItems = keyTokens.map((token, j) => {
+    const li = document.createElement("li");
+    li.className = "conn-key";
+    li.dataset.key = String(j);
+    const text = document.createElement("span");
+    text.className = "conn-text";
+    text.textContent = token;
+    const weight = document.createElement("span");
+    weight.className = "conn-weight";
+    li.append(text, weight);
+    right.append(li);
+    return li;
+  });
+
+  let pinned = null;
+  const buttons = tokens.map((token, i) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "conn-query";
+    button.dataset.query = String(i);
+    button.tabIndex = i === 0 ? 0 : -1;
+    button.setAttribute("aria-pressed", "false");
+    button.textContent = token;
+    const top = argmax(matrix[i] ?? []);
+    const topText =
+      top >= 0 ? `looks most at “${keyTokens[top]}” (${formatNumber(matrix[i][top])})` : "no key";
+    button.setAttribute("aria-label", `${token}, query ${i + 1}: ${topText}`);
+    left.append(button);
+    return button;
+  });
+
+  function show(i) {
+    view.classList.toggle("focused", i !== null);
+    for (const line of lines) line.classList.toggle("on", Number(line.dataset.query) === i);
+    buttons.forEach((b, k) => b.classList.toggle("active", k === i));
+    keyItems.forEach((li, j) => {
+      const w = i === null ? null : matrix[i]?.[j];
+      li.querySelector(".conn-weight").textContent =
+        w === null || w === undefined ? "" : formatNumber(w, 2);
+      li.style.setProperty("--bg", w ? (w / max).toFixed(3) : "0");
+      li.classList.toggle("weighted", Boolean(w));
+    });
+    if (readout && i !== null) {
+      const pairs = (matrix[i] ?? [])
+        .map((w, j) => [w, j])
+        .filter(([w]) => w !== null)
+        .sort((a, b) => b[0] - a[0])
+        .slice(0, 3)
+        .map(([w, j]) => `“${keyTokens[j]}” ${formatNumber(w, 3)}`);
+      readout.textContent = `${name}: “${tokens[i]}” attends to ${pairs.join(", ")}`;
+    }
+  }
+
+  left.addEventListener("mouseover", (e) => {
+    const b = e.target.closest("button");
+    if (b) show(Number(b.dataset.query));
+  });
+  left.addEventListener("mouseleave", () => show(pinned));
+  left.addEventListener("focusin", (e) => {
+    const b = e.target.closest("button");
+    if (!b) return;
+    for (const other of buttons) other.tabIndex = -1;
+    b.tabIndex = 0;
+    show(Number(b.dataset.query));
+  });
+  left.addEventListener("focusout", () => show(pinned));
+  left.addEventListener("click", (e) => {
+    const b = e.target.closest("button");
+    if (!b) return;
+    const i = Number(b.dataset.query);
+    pinned = pinned === i ? null : i;
+    buttons.forEach((other, k) => other.setAttribute("aria-pressed", String(k === pinned)));
+    show(i);
+  });
+  left.addEventListener("keydown", (e) => {
+    const b = e.target.closest("button");
+    if (!b) return;
+    const i = Number(b.dataset.query);
+    const next = {
+      ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: buttons.length - 1,
+    }[e.key];
+    if (next === undefined) return;
+    e.preventDefault();
+    buttons[Math.max(0, Math.min(buttons.length - 1, next))].focus();
+  });
+
+  view.append(left, svg, right);
+  container.append(view);
+  show(null);
+}

@@ -1,0 +1,96 @@
+// Downloads: the JSON response as it came, a heatmap as a standalone SVG, or that SVG as a PNG.
+
+import { formatNumber } from "./colors.js";
+
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function escapeXml(text) {
+  return String(text).replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A standalone SVG of one heatmap: labels, cells, title and a colour bar. */
+export function heatmapSvg({ values, rowLabels, colLabels, scale, title, subtitle = "" }) {
+  const cell = 28;
+  const font = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
+  const longest = (labels) => Math.max(1, ...labels.map((l) => String(l).length));
+  const left = 16 + longest(rowLabels) * 7.5;
+  const top = 56 + longest(colLabels) * 7;
+  const rows = values.length;
+  const cols = rows ? values[0].length : 0;
+  const width = Math.ceil(left + cols * cell + 24);
+  const height = Math.ceil(top + rows * cell + 64);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${font}>`,
+    `<title>${escapeXml(title)}</title>`,
+    "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#eceef3\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#a3a9b8\" stroke-width=\"2\"/></pattern></defs>",
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="16" y="24" font-size="16" font-weight="600" fill="#1b1f2a">${escapeXml(title)}</text>`,
+    `<text x="16" y="42" font-size="12" fill="#5b6275">${escapeXml(subtitle)}</text>`,
+  ];
+  colLabels.forEach((label, j) => {
+    const x = left + j * cell + cell / 2 + 4;
+    parts.push(
+      `<text transform="translate(${x} ${top - 6}) rotate(-90)" font-size="12" fill="#1b1f2a">${escapeXml(label)}</text>`,
+    );
+  });
+  values.forEach((row, i) => {
+    const y = top + i * cell;
+    parts.push(
+      `<text x="${left - 6}" y="${y + cell / 2 + 4}" font-size="12" text-anchor="end" fill="#1b1f2a">${escapeXml(rowLabels[i])}</text>`,
+    );
+    row.forEach((value, j) => {
+      const fill = value === null ? "url(#hatch)" : scale.colour(value);
+      parts.push(
+        `<rect x="${left + j * cell}" y="${y}" width="${cell}" height="${cell}" fill="${fill}" stroke="#ffffff" stroke-width="1"><title>${escapeXml(`${rowLabels[i]} → ${colLabels[j]}: ${value}`)}</title></rect>`,
+      );
+    });
+  });
+  const barY = top + rows * cell + 24;
+  const barW = Math.min(240, Math.max(120, cols * cell));
+  const stops = scale.stops();
+  parts.push("<defs><linearGradient id=\"scale\">");
+  stops.forEach((colour, k) => {
+    parts.push(`<stop offset="${(k / (stops.length - 1)).toFixed(3)}" stop-color="${colour}"/>`);
+  });
+  parts.push("</linearGradient></defs>");
+  parts.push(
+    `<text x="${left - 6}" y="${barY + 11}" font-size="12" text-anchor="end" fill="#5b6275">${escapeXml(formatNumber(scale.min))}</text>`,
+    `<rect x="${left}" y="${barY}" width="${barW}" height="14" fill="url(#scale)" stroke="#c9cedb"/>`,
+    `<text x="${left + barW + 6}" y="${barY + 11}" font-size="12" fill="#5b6275">${escapeXml(formatNumber(scale.max))}</text>`,
+    "</svg>",
+  );
+  return parts.join("\n");
+}
+
+/** Render an SVG string onto a canvas at `ratio` times its size and resolve to a PNG blob. */
+export function svgToPng(svg, ratio = 2) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+    const image = new Image();
+    image.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.ceil(image.naturalWidth * ratio);
+      canvas.height = Math.ceil(image.naturalHeight * ratio);
+      const context = canvas.getContext("2d");
+      context.scale(ratio, ratio);
+      context.drawImage(image, 0, 0);
+      URL.revokeObjectURL(url);
+      canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("canvas gave no PNG"))), "image/png");
+    };
+    image.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error("the SVG could not be drawn"));
+    };
+    image.src = url;
+  });
+}

@@ -1,0 +1,205 @@
+// The steps panel: the pipeline of DESIGN.md §1 in order, each step a small labelled heatmap
+// with its shape and a one-line explanation; per-head steps follow the head selector.
+
+import { extent, makeScale, renderLegend } from "./colors.js";
+import { createHeatmap } from "./heatmap.js";
+
+const sub = (t) => `<sub>${t}</sub>`;
+
+function positionalText(config) {
+  switch (config.positional_encoding) {
+    case "none":
+      return "No positional encoding is used, so this is all zeros: without it attention cannot tell word order.";
+    case "learned":
+      return "A learned vector per position (one table row each), added so the model can tell word order.";
+    case "rope":
+      return "RoPE acts inside attention (it rotates q and k), so nothing is added here: zeros.";
+    case "alibi":
+      return "ALiBi acts inside attention (a distance penalty on the scores), so nothing is added here: zeros.";
+    default:
+      return "Sines and cosines of the position at many frequencies, added so the model can tell word order.";
+  }
+}
+
+function maskText(config) {
+  const parts = [];
+  if (config.causal) parts.push("the causal mask hides later tokens");
+  if (config.window) parts.push(`the window hides keys ${Number(config.window)} or more tokens away`);
+  if (config.positional_encoding === "alibi") parts.push("ALiBi subtracts a penalty growing with distance");
+  if (!parts.length) return "Masks and biases come in here (causal, window, padding, ALiBi); with none set, the scores pass through unchanged.";
+  return `Masks and biases: ${parts.join("; ")}. Hatched cells are masked (“may not attend”).`;
+}
+
+/** Every step, in pipeline order: its number, title, shape names, axes and explanation. */
+export const STEPS = [
+  {
+    name: "token_embeddings", num: "1a", title: "Token embeddings", dims: "L × d_model",
+    rows: "token", cols: "dim",
+    explain: () => "Each token becomes a vector of d_model numbers, drawn from the seed: the same word always gets the same vector.",
+  },
+  {
+    name: "positional", num: "1b", title: "Positional encoding", dims: "L × d_model",
+    rows: "token", cols: "dim", explain: positionalText,
+  },
+  {
+    name: "inputs", num: "1c", title: "Embedded position layer (the sum)", dims: "L × d_model",
+    rows: "token", cols: "dim",
+    explain: () => "Token embedding plus positional encoding: the input X that attention works on.",
+  },
+  {
+    name: "q", num: "2", title: "Queries Q", dims: "H × L × d_k", perHead: true,
+    rows: "query", cols: "dim",
+    explain: (c) => `Q = X·W${sub("Q")}, split into heads: what each token is looking for.${c.positional_encoding === "rope" ? " Shown after the RoPE rotation." : ""}`,
+  },
+  {
+    name: "k", num: "3", title: "Keys K", dims: "H_kv × S × d_k", perHead: true, kv: true,
+    rows: "key", cols: "dim",
+    explain: (c) => `K = X·W${sub("K")}: what each token offers to the queries that look for it.${c.positional_encoding === "rope" ? " Shown after the RoPE rotation." : ""}`,
+  },
+  {
+    name: "v", num: "3", title: "Values V", dims: "H_kv × S × d_v", perHead: true, kv: true,
+    rows: "key", cols: "dim",
+    explain: () => `V = X·W${sub("V")}: the content a token passes on when it is attended to.`,
+  },
+  {
+    name: "scores", num: "4", title: "Scores Q×Kᵀ", dims: "H × L × S", perHead: true,
+    rows: "query", cols: "key",
+    explain: () => "The dot product of every query with every key: how well each pair matches.",
+  },
+  {
+    name: "scaled_scores", num: "5", title: "Scaled scores", dims: "H × L × S", perHead: true,
+    rows: "query", cols: "key",
+    explain: (c) => `Multiplied by ${c.scale !== undefined ? `scale = ${Number(c.scale).toPrecision(4)}` : "the scale"} (1/√d_k unless set), so the scores do not grow with the head size and the softmax stays soft.`,
+  },
+  {
+    name: "masked_scores", num: "5b", title: "Masked scores", dims: "H × L × S", perHead: true,
+    rows: "query", cols: "key", explain: maskText,
+  },
+  {
+    name: "attention", num: "6", title: "Softmax: attention weights", dims: "H × L × S", perHead: true,
+    rows: "query", cols: "key", sequential: true,
+    explain: () => "Softmax over each row turns scores into weights that sum to 1: how much each query takes from each key.",
+  },
+  {
+    name: "head_outputs", num: "7", title: "Per-head output", dims: "H × L × d_v", perHead: true,
+    rows: "query", cols: "dim",
+    explain: () => "Each head's output: the attention-weighted sum of the value vectors, one row per query.",
+  },
+  {
+    name: "concat", num: "8", title: "Concatenation of the heads", dims: "L × (H·d_v)",
+    rows: "query", cols: "dim", grouped: true,
+    explain: () => "The heads' outputs placed side by side (separators between heads).",
+  },
+  {
+    name: "output", num: "9", title: "Output projection", dims: "L × d_model",
+    rows: "query", cols: "dim",
+    explain: () => `The output projection W${sub("O")} mixes the heads back into d_model numbers per token: the layer's output.`,
+  },
+];
+
+/** The dimensions of a nested array, following first elements. */
+export function shapeOf(value) {
+  const dims = [];
+  let x = value;
+  while (Array.isArray(x)) {
+    dims.push(x.length);
+    x = x[0];
+  }
+  return dims;
+}
+
+export const shapeLabel = (dims) => dims.join(" × ");
+
+function labelsFor(axis, result, count) {
+  if (axis === "dim") return Array.from({ length: count }, (_, j) => String(j));
+  const source = axis === "key" ? result.key_tokens ?? result.tokens : result.tokens;
+  return Array.from({ length: count }, (_, i) => source[i] ?? `#${i}`);
+}
+
+function renderStep(def, { result, config, head }) {
+  const article = document.createElement("article");
+  article.className = "step";
+  article.dataset.step = def.name;
+  const titleId = `step-${def.name}-title`;
+  article.setAttribute("aria-labelledby", titleId);
+  const data = result.steps?.[def.name];
+  const dims = data === undefined || data === null ? [] : shapeOf(data);
+  const shape = shapeLabel(dims);
+
+  const header = document.createElement("header");
+  header.className = "step-header";
+  header.innerHTML = `<span class="step-num" aria-hidden="true">${def.num}</span>`;
+  const h3 = document.createElement("h3");
+  h3.id = titleId;
+  h3.textContent = def.title;
+  const shapeEl = document.createElement("span");
+  shapeEl.className = "shape";
+  shapeEl.dataset.shape = shape;
+  shapeEl.textContent = shape || "not returned";
+  shapeEl.setAttribute("aria-label", `shape ${shape || "not returned"}: ${def.dims}`);
+  const dimsEl = document.createElement("span");
+  dimsEl.className = "shape-names";
+  dimsEl.textContent = def.dims;
+  dimsEl.setAttribute("aria-hidden", "true");
+  header.append(h3, shapeEl, dimsEl);
+
+  const explain = document.createElement("p");
+  explain.className = "step-explain";
+  explain.innerHTML = def.explain(config);
+  article.append(header, explain);
+  if (!dims.length) return article;
+
+  const heads = config.num_heads ?? 1;
+  const kvHeads = config.num_kv_heads ?? heads;
+  let matrix = data;
+  let caption = "";
+  let index = null;
+  if (dims.length === 3) {
+    const count = dims[0];
+    index = def.kv ? Math.floor((head * count) / heads) : Math.min(head, count - 1);
+    matrix = data[index];
+    caption = def.kv && kvHeads !== heads
+      ? `K/V head ${index + 1} of ${count}, shared by query heads ${index * (heads / count) + 1}–${(index + 1) * (heads / count)}`
+      : `Head ${index + 1} of ${count}`;
+  }
+  const [lo, hi] = extent(data);
+  const scale = def.sequential ? makeScale("sequential", 0, Math.max(hi, 1e-9)) : makeScale("diverging", lo, hi);
+  const rows = matrix.length;
+  const cols = rows ? matrix[0].length : 0;
+  const figure = document.createElement("figure");
+  figure.className = "step-figure";
+  const readout = document.createElement("p");
+  readout.className = "readout";
+  readout.setAttribute("aria-live", "polite");
+  readout.textContent = "Hover or focus a cell for its value.";
+  const map = createHeatmap({
+    values: matrix,
+    rowLabels: labelsFor(def.rows, result, rows),
+    colLabels: labelsFor(def.cols, result, cols),
+    scale,
+    label: `${def.title}${caption ? `, ${caption}` : ""}: ${rows} × ${cols}`,
+    rowAxis: def.rows,
+    colAxis: def.cols,
+    head: index,
+    cellSize: def.cols === "dim" ? 14 : 22,
+    readout,
+    groupSize: def.grouped ? config.head_dim ?? cols / heads : 0,
+    nullLabel: "masked (null)",
+  });
+  const figcaption = document.createElement("figcaption");
+  figcaption.textContent = `${def.title}${caption ? ` — ${caption}` : ""}: ${rows} × ${cols}`;
+  figure.append(figcaption, map, renderLegend(scale, def.sequential ? "weight" : "value", { masked: def.name === "masked_scores" }), readout);
+  article.append(figure);
+  return article;
+}
+
+export function renderSteps(container, { result, config, head }) {
+  const list = document.createElement("ol");
+  list.className = "steps";
+  for (const def of STEPS) {
+    const li = document.createElement("li");
+    li.append(renderStep(def, { result, config, head }));
+    list.append(li);
+  }
+  container.replaceChildren(list);
+}

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the server binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port the server listens on")
     workers: int = Field(1, ge=1, le=64, description="Server worker processes")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Server log level"
+    )
     graceful_shutdown_s: float = Field(
         10.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM"
     )

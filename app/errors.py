@@ -101,7 +101,7 @@ def library_error_location(field: str | None) -> list[str | int]:
 
 _REQUEST_FIELDS = {
     "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
-    "key_padding_mask", "attn_mask", "parameters", "config", "output",
+    "key_padding_mask", "attn_mask", "parameters", "config", "output", "model", "layers",
 }  # fmt: skip
 
 

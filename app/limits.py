@@ -26,14 +26,14 @@ class Shape:
 
 def check_limits(request: AttentionRequest, shape: Shape, settings: Settings) -> None:
     config = request.config
-    _at_most("batch size", shape.batch, settings.max_batch, "max_batch")
-    _at_most("tokens per sequence", shape.query_length, settings.max_tokens, "max_tokens")
-    _at_most("keys per sequence", shape.key_length, settings.max_tokens, "max_tokens")
+    at_most("batch size", shape.batch, settings.max_batch, "max_batch")
+    at_most("tokens per sequence", shape.query_length, settings.max_tokens, "max_tokens")
+    at_most("keys per sequence", shape.key_length, settings.max_tokens, "max_tokens")
     for name in ("d_model", "kdim", "vdim"):
         value = getattr(config, name)
         if value is not None:
-            _at_most(f"config.{name}", value, settings.max_d_model, "max_d_model")
-    _at_most("config.num_heads", config.num_heads, settings.max_heads, "max_heads")
+            at_most(f"config.{name}", value, settings.max_d_model, "max_d_model")
+    at_most("config.num_heads", config.num_heads, settings.max_heads, "max_heads")
     _check_work(request, shape, settings)
 
 
@@ -63,6 +63,6 @@ def _check_work(request: AttentionRequest, shape: Shape, settings: Settings) -> 
         )
 
 
-def _at_most(what: str, value: int, limit: int, setting: str) -> None:
+def at_most(what: str, value: int, limit: int, setting: str) -> None:
     if value > limit:
         raise TooLarge(f"{what} is {value:,}, over the limit {setting}={limit:,}")

@@ -80,6 +80,13 @@ class OutputOptions(Strict):
     metrics: bool = Field(
         False, description="Per head: entropy, mean attention distance, most-attended key"
     )
+    embedding: bool = Field(
+        False, description="Pretrained models: the sentence embedding (mean pooling, L2-normalised)"
+    )
+    analysis: bool = Field(
+        False, description="Pretrained models: attention rollout, shares on [CLS]/[SEP], and "
+        "word-level attention (to a word: summed over its pieces; from a word: averaged)",
+    )  # fmt: skip
 
     def step_names(self) -> tuple[str, ...]:
         return STEPS if self.steps == "all" else tuple(dict.fromkeys(self.steps))
@@ -137,6 +144,13 @@ class AttentionRequest(Strict):
     )  # fmt: skip
     config: HeadConfig = Field(default_factory=HeadConfig)
     output: OutputOptions = Field(default_factory=OutputOptions)
+    model: str = Field(
+        "random", description="'random' (seeded weights, shaped by config) or a pretrained model "
+        "from GET /models, e.g. 'all-minilm-l6-v2'",
+    )  # fmt: skip
+    layers: list[Annotated[int, Field(ge=0)]] | Literal["all"] = Field(
+        "all", description="Pretrained models: the layers whose attention and steps to return"
+    )
 
     @model_validator(mode="after")
     def _one_query_source(self) -> AttentionRequest:
@@ -161,13 +175,14 @@ Numbers = Annotated[Any, Field(description="Nested arrays of numbers; null where
 
 
 class HeadMetrics(BaseModel):
-    entropy: list[float | None] = Field(
-        description="Per head: mean entropy of a query's weights (nats)"
-    )
-    mean_distance: list[float | None] = Field(
+    entropy: Numbers = Field(
+        description="Per head (H; Nl × H for pretrained models): mean entropy of a query's "
+        "weights, in nats",
+    )  # fmt: skip
+    mean_distance: Numbers = Field(
         description="Per head: mean |query - key| position distance, weighted by attention"
     )
-    top_key: list[list[int]] = Field(description="H × L: the key each query attends to most")
+    top_key: Numbers = Field(description="H × L (Nl × H × L): the key each query attends to most")
 
 
 class SequenceResult(BaseModel):
@@ -180,6 +195,14 @@ class SequenceResult(BaseModel):
     fully_masked_queries: list[int] = Field(
         description="Queries that could attend to no key: their weights and outputs are zeros"
     )
+    layers: list[int] | None = Field(
+        None, description="Pretrained models: the layers of the leading axis of attention and steps"
+    )
+    analysis: dict[str, Any] | None = Field(
+        None, description="Pretrained models: rollout (L×L), special_share ({token: Nl×H}), "
+        "words, word_attention (Nl×H×W×W)",
+    )  # fmt: skip
+    embedding: Numbers | None = Field(None, description="Pretrained models: the sentence embedding")
 
 
 class ResolvedConfig(BaseModel):

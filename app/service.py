@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from fastapi import Request
 
+from app.pretrained import RANDOM_MODEL, PretrainedRegistry
 from app.runtime import Admission, ModuleCache
 from app.settings import Settings
 from attention import resolve_device
@@ -19,6 +20,7 @@ class Service:
     device: torch.device
     admission: Admission
     cache: ModuleCache
+    pretrained: PretrainedRegistry
     draining: bool = False
     started: bool = field(default=False)
 
@@ -32,7 +34,11 @@ class Service:
                 settings.max_concurrency, settings.max_queue, settings.request_timeout_s
             ),
             cache=ModuleCache(settings.module_cache_size, device),
+            pretrained=PretrainedRegistry.from_setting(settings.model_path, device),
         )
+
+    def model_names(self) -> list[str]:
+        return [RANDOM_MODEL, *self.pretrained.names]
 
     @property
     def ready(self) -> bool:

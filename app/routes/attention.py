@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import torch
@@ -11,22 +12,23 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app import __version__
-from app.compute import (
-    Labels,
-    explicit_layer,
-    library_config,
-    request_labels,
-    request_shape,
-    run_model,
-)
+from app.compute import explicit_layer, library_config, request_labels, request_shape, run_model
 from app.encoding import JSON, MSGPACK, encode, negotiate
 from app.errors import InvalidRequest, UnsupportedMedia
 from app.limits import check_limits
+from app.pretrained import RANDOM_MODEL
+from app.pretrained_compute import (
+    check_pretrained_limits,
+    check_pretrained_request,
+    resolve_layers,
+    run_pretrained,
+    tokenize_request,
+)
 from app.results import cut_results
 from app.runtime import Timing
 from app.schemas import AttentionRequest, AttentionResponse, MessageErrorBody, ValidationErrorBody
 from app.service import Service, get_service
-from attention import AttentionConfig, resolve_dtype
+from attention import InputError, resolve_dtype
 
 router = APIRouter(tags=["attention"])
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -73,21 +75,116 @@ async def post_attention(request: Request, service: ServiceDep) -> Response:
     started = time.perf_counter()
     body = await read_json_body(request)
     attention_request = parse_request(body)
-    config = library_config(attention_request)
-    labels = request_labels(attention_request)
-    check_limits(
-        attention_request, request_shape(attention_request, labels, config), service.settings
-    )
     media_type = negotiate(request.headers.get("accept"))
     timing = Timing()
-
-    def work() -> bytes:
-        return compute_response(
-            attention_request, labels, config, service, started, timing, media_type
-        )
-
+    if attention_request.model == RANDOM_MODEL:
+        work = prepare_random(attention_request, service, started, timing, media_type)
+    else:
+        work = prepare_pretrained(attention_request, service, started, timing, media_type)
     content = await service.admission.run(work, timing)
     return Response(content, media_type=media_type)
+
+
+Work = Callable[[], bytes]
+
+
+def prepare_random(
+    request: AttentionRequest, service: Service, started: float, timing: Timing, media_type: str
+) -> Work:
+    """Checks that need no tensor, on the event loop; the computation for the worker thread."""
+    refuse_pretrained_options(request)
+    config = library_config(request)
+    labels = request_labels(request)
+    check_limits(request, request_shape(request, labels, config), service.settings)
+
+    def work() -> bytes:
+        dtype = resolve_dtype(request.config.dtype)
+        model = service.cache.get(config, dtype)
+        computing = time.perf_counter()
+        result = run_model(request, labels, model, explicit_layer(request, model))
+        results = cut_results(result, labels, config, request.output)  # copies to the CPU
+        resolved = {
+            **request.config.model_dump(),
+            "num_kv_heads": config.kv_heads,
+            "head_dim": config.head_dim,
+            "scale": config.resolved_scale,
+        }
+        meta = response_meta(service, request, started, computing, timing)
+        payload = {"results": results, "config": resolved, "meta": meta}
+        return encode(payload, media_type, request.output.precision)
+
+    return work
+
+
+def prepare_pretrained(
+    request: AttentionRequest, service: Service, started: float, timing: Timing, media_type: str
+) -> Work:
+    registry = service.pretrained
+    if request.model not in registry.names:
+        available = ", ".join([RANDOM_MODEL, *registry.names])
+        why = f" ({registry.unavailable})" if registry.unavailable else ""
+        raise InputError(
+            f"model={request.model!r} is not served here{why}; available: {available}",
+            field="model",
+        )
+    check_pretrained_request(request, request.model)
+    dtype = resolve_dtype(request.config.dtype)
+    pretrained = registry.get(torch.float32)
+    config = pretrained.info.config
+    layers = resolve_layers(request, config.num_hidden_layers)
+    batch = tokenize_request(request, pretrained)
+    check_pretrained_limits(request, batch, config.num_attention_heads, layers, service.settings)
+
+    def work() -> bytes:
+        model = registry.get(dtype)
+        computing = time.perf_counter()
+        results = run_pretrained(request, model, batch, layers)
+        resolved = {
+            "model": request.model,
+            "num_layers": config.num_hidden_layers,
+            "d_model": config.hidden_size,
+            "num_heads": config.num_attention_heads,
+            "num_kv_heads": config.num_attention_heads,
+            "head_dim": config.head_dim,
+            "scale": config.head_dim**-0.5,
+            "layers": layers,
+            "dtype": request.config.dtype,
+        }
+        meta = response_meta(service, request, started, computing, timing)
+        payload = {"results": results, "config": resolved, "meta": meta}
+        return encode(payload, media_type, request.output.precision)
+
+    return work
+
+
+def refuse_pretrained_options(request: AttentionRequest) -> None:
+    fields = request.model_fields_set
+    options = request.output
+    for name, given in (
+        ("layers", "layers" in fields),
+        ("output.embedding", options.embedding),
+        ("output.analysis", options.analysis),
+    ):
+        if given:
+            raise InputError(
+                f"{name} is for pretrained models (GET /models); the random model has one layer",
+                field=name,
+            )
+
+
+def response_meta(
+    service: Service, request: AttentionRequest, started: float, computing: float, timing: Timing
+) -> dict[str, Any]:
+    now = time.perf_counter()
+    return {
+        "device": str(service.device),
+        "dtype": request.config.dtype,
+        "elapsed_ms": round((now - started) * 1e3, 3),
+        "compute_ms": round((now - computing) * 1e3, 3),
+        "queue_ms": round(timing.queued_s * 1e3, 3),
+        "version": __version__,
+        "torch_version": torch.__version__,
+    }
 
 
 async def read_json_body(request: Request) -> bytes:
@@ -109,40 +206,3 @@ def parse_request(body: bytes) -> AttentionRequest:
         if syntax:
             raise InvalidRequest(f"the body is not valid JSON: {syntax[0]['msg']}") from None
         raise
-
-
-def compute_response(
-    request: AttentionRequest,
-    labels: Labels,
-    config: AttentionConfig,
-    service: Service,
-    started: float,
-    timing: Timing,
-    media_type: str,
-) -> bytes:
-    """Runs in a worker thread: the model, the cut into results, and the encoding."""
-    dtype = resolve_dtype(request.config.dtype)
-    model = service.cache.get(config, dtype)
-    computing = time.perf_counter()
-    result = run_model(request, labels, model, explicit_layer(request, model))
-    results = cut_results(result, labels, config, request.output)  # copies to the CPU
-    compute_ms = (time.perf_counter() - computing) * 1e3
-    payload = {
-        "results": results,
-        "config": {
-            **request.config.model_dump(),
-            "num_kv_heads": config.kv_heads,
-            "head_dim": config.head_dim,
-            "scale": config.resolved_scale,
-        },
-        "meta": {
-            "device": str(service.device),
-            "dtype": request.config.dtype,
-            "elapsed_ms": round((time.perf_counter() - started) * 1e3, 3),
-            "compute_ms": round(compute_ms, 3),
-            "queue_ms": round(timing.queued_s * 1e3, 3),
-            "version": __version__,
-            "torch_version": torch.__version__,
-        },
-    }
-    return encode(payload, media_type, request.output.precision)

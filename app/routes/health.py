@@ -56,6 +56,8 @@ async def info(service: ServiceDep) -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "limits": {name: getattr(settings, name) for name in LIMIT_SETTINGS},
         "authentication": bool(settings.api_keys),
+        "models": service.model_names(),
+        "pretrained_unavailable": service.pretrained.unavailable,
         "workers": settings.workers,
         "torch_threads": torch.get_num_threads(),
     }

@@ -1,0 +1,43 @@
+"""GET /models: the seeded random model and each pretrained model this instance serves."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.pretrained import RANDOM_MODEL
+from app.service import Service, get_service
+
+router = APIRouter(tags=["models"])
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="The value of `model` in POST /attention")
+    kind: str = Field(description="'seeded' (weights drawn from config.seed) or 'pretrained'")
+    layers: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelEntry]
+    unavailable: str | None = Field(
+        None, description="Why the pretrained model is not served, when it is not"
+    )
+
+
+@router.get("/models", response_model=ModelList, summary="The models POST /attention can run")
+async def list_models(service: ServiceDep) -> dict[str, Any]:
+    random = {
+        "name": RANDOM_MODEL,
+        "kind": "seeded",
+        "layers": 1,
+        "description": "One attention layer shaped by `config`, weights drawn from config.seed",
+    }
+    return {
+        "models": [random, *service.pretrained.describe()],
+        "unavailable": service.pretrained.unavailable,
+    }

@@ -20,10 +20,9 @@ def head_metrics(weights: Tensor, num_positioned_keys: int, fully_masked: Tensor
 
     Queries that could attend to no key are left out of the means.
     """
-    heads, length, _ = weights.shape
+    length = weights.shape[1]
     visible = (~fully_masked).to(weights.dtype)  # (H, L)
-    plogp = torch.where(weights > 0, weights * weights.log(), torch.zeros_like(weights))
-    entropy = -plogp.sum(dim=-1)  # (H, L)
+    entropy = -torch.special.xlogy(weights, weights).sum(dim=-1)  # (H, L); 0 · log 0 = 0
     positions = torch.arange(length, device=weights.device, dtype=weights.dtype)
     keys = torch.arange(num_positioned_keys, device=weights.device, dtype=weights.dtype)
     distance = (positions[:, None] - keys[None, :]).abs()  # (L, S_positioned)

@@ -1,0 +1,63 @@
+"""A pretrained BERT encoder (all-MiniLM-L6-v2 by default) running on the project's attention.
+
+Imports torch and the standard library only; ``safetensors`` and ``tokenizers`` are imported
+when a model is loaded. ``transformers`` is never used::
+
+    model, tokenizer, info = load_bert(bundled_model_path())
+    batch = tokenizer.encode(["The man who passes the sentence should swing the sword."])
+    out = model(batch.input_ids, key_padding_mask=batch.key_padding_mask)
+    attn = out.sequence_attentions(0, batch.lengths[0])  # (N, H, n, n), no padding
+"""
+
+from attention.bert.analysis import (
+    aggregate_words,
+    attention_rollout,
+    attention_share,
+    head_entropy,
+    offset_argmax_share,
+    rollout_by_layer,
+    row_entropy,
+    special_token_shares,
+)
+from attention.bert.config import BertConfig
+from attention.bert.errors import ModelDependencyError, ModelError, ModelFileError
+from attention.bert.loading import (
+    BUNDLED_MODEL_NAME,
+    BertInfo,
+    bundled_model_path,
+    load_bert,
+    load_hf_state_dict,
+)
+from attention.bert.model import BertEmbeddings, BertLayer, BertModel, BertOutput
+from attention.bert.pooling import embed_texts, mean_pool, sentence_embeddings
+from attention.bert.tokenizer import TokenizedBatch, WordPieceTokenizer, word_groups
+
+__all__ = [
+    "BUNDLED_MODEL_NAME",
+    "BertConfig",
+    "BertEmbeddings",
+    "BertInfo",
+    "BertLayer",
+    "BertModel",
+    "BertOutput",
+    "ModelDependencyError",
+    "ModelError",
+    "ModelFileError",
+    "TokenizedBatch",
+    "WordPieceTokenizer",
+    "aggregate_words",
+    "attention_rollout",
+    "attention_share",
+    "bundled_model_path",
+    "embed_texts",
+    "head_entropy",
+    "load_bert",
+    "load_hf_state_dict",
+    "mean_pool",
+    "offset_argmax_share",
+    "rollout_by_layer",
+    "row_entropy",
+    "sentence_embeddings",
+    "special_token_shares",
+    "word_groups",
+]

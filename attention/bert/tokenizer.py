@@ -1,0 +1,201 @@
+"""WordPieceTokenizer: a BERT folder's ``tokenizer.json`` read through the ``tokenizers`` library.
+
+Batches are padded on the right, so a sequence's real tokens are the first ``lengths[i]``
+positions; everything per sequence (tokens, word ids, offsets) is kept unpadded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from attention.bert.errors import ModelDependencyError, ModelFileError
+from attention.errors import InputError
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding, Tokenizer
+
+WordId = int | None  # None marks a special token such as [CLS], [SEP]
+Offset = tuple[int, int]  # characters [start, end) of the text (of the word, for word input)
+
+
+@dataclass(frozen=True)
+class TokenizedBatch:
+    """Model inputs for B sequences padded to L tokens, and what each token stands for."""
+
+    input_ids: Tensor  # (B, L) int64, pad_token_id after each sequence
+    token_type_ids: Tensor  # (B, L) int64
+    attention_mask: Tensor  # (B, L) bool, True = a real token (HuggingFace polarity)
+    tokens: tuple[tuple[str, ...], ...]  # B × n_i WordPieces, unpadded
+    word_ids: tuple[tuple[WordId, ...], ...]  # B × n_i: the word each token belongs to
+    offsets: tuple[tuple[Offset, ...], ...]  # B × n_i
+    inputs: tuple[str | tuple[str, ...], ...]  # what was tokenized: a text or a list of words
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(tokens) for tokens in self.tokens]
+
+    @property
+    def key_padding_mask(self) -> Tensor:
+        """(B, L) bool, True = padding: the polarity of ``torch.nn.MultiheadAttention``."""
+        return ~self.attention_mask
+
+    def to(self, device: torch.device | str) -> TokenizedBatch:
+        return replace(
+            self,
+            input_ids=self.input_ids.to(device),
+            token_type_ids=self.token_type_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+        )
+
+    def word_groups(self, index: int) -> list[list[int]]:
+        """Sequence `index`'s token positions grouped by word (see `word_groups`)."""
+        return word_groups(self.word_ids[index])
+
+    def group_labels(self, index: int) -> list[str]:
+        """A label per word group: the word as written, or the special token itself."""
+        source, tokens = self.inputs[index], self.tokens[index]
+        labels = []
+        for group in self.word_groups(index):
+            word = self.word_ids[index][group[0]]
+            if word is None:
+                labels.append(tokens[group[0]])
+            elif isinstance(source, str):
+                start, end = self.offsets[index][group[0]][0], self.offsets[index][group[-1]][1]
+                labels.append(source[start:end])
+            else:
+                labels.append(source[word])
+        return labels
+
+
+def word_groups(word_ids: Sequence[WordId]) -> list[list[int]]:
+    """Token positions grouped into words, in order; each special token is a group of its own.
+
+    ``[None, 0, 1, 1, 1, 2, None]`` (``[CLS] the em ##bed ##ding . [SEP]``) gives
+    ``[[0], [1], [2, 3, 4], [5], [6]]``: a partition of the positions.
+    """
+    groups: list[list[int]] = []
+    previous: WordId = None
+    for position, word in enumerate(word_ids):
+        if word is not None and word == previous:
+            groups[-1].append(position)
+        else:
+            groups.append([position])
+        previous = word
+    return groups
+
+
+class WordPieceTokenizer:
+    """The folder's tokenizer with its own padding and truncation settings switched off.
+
+    Sequences longer than `max_length` tokens (special tokens included) raise an InputError,
+    or are cut to `max_length` with ``truncate=True``.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, *, max_length: int, pad_token_id: int = 0) -> None:
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length)  # the overflow tells us what was cut
+        self._tokenizer = tokenizer
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+
+    @classmethod
+    def from_file(cls, path: Path, *, max_length: int, pad_token_id: int = 0) -> WordPieceTokenizer:
+        if not path.is_file():
+            raise ModelFileError(f"the model folder has no tokenizer file {path}", path=path)
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise ModelDependencyError("tokenizers") from None
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # the Rust side raises plain Exceptions
+            raise ModelFileError(f"{path} is not a tokenizer file: {error}", path=path) from None
+        return cls(tokenizer, max_length=max_length, pad_token_id=pad_token_id)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tokenizer.get_vocab_size()
+
+    def token_id(self, token: str) -> int | None:
+        return self._tokenizer.token_to_id(token)
+
+    def encode(self, texts: Sequence[str], *, truncate: bool = False) -> TokenizedBatch:
+        """Tokenize raw texts; offsets are character spans of each text."""
+        _check_inputs(texts, "text")
+        encodings = self._tokenizer.encode_batch(list(texts))
+        return self._batch(encodings, tuple(texts), truncate=truncate, field="text")
+
+    def encode_words(
+        self, sequences: Sequence[Sequence[str]], *, truncate: bool = False
+    ) -> TokenizedBatch:
+        """Tokenize sequences already split into words; word id i is ``sequences[b][i]``.
+
+        Offsets are then character spans within each word.
+        """
+        _check_inputs(sequences, "sequences")
+        words = [list(sequence) for sequence in sequences]
+        encodings = self._tokenizer.encode_batch(words, is_pretokenized=True)
+        inputs = tuple(tuple(sequence) for sequence in words)
+        return self._batch(encodings, inputs, truncate=truncate, field="sequences")
+
+    def _batch(
+        self,
+        encodings: list[Encoding],
+        inputs: tuple[str | tuple[str, ...], ...],
+        *,
+        truncate: bool,
+        field: str,
+    ) -> TokenizedBatch:
+        if not truncate:
+            self._refuse_overflow(encodings, field)
+        ids = [encoding.ids for encoding in encodings]
+        types = [encoding.type_ids for encoding in encodings]
+        return TokenizedBatch(
+            input_ids=_pad(ids, self.pad_token_id),
+            token_type_ids=_pad(types, 0),
+            attention_mask=_pad([[1] * len(row) for row in ids], 0).bool(),
+            tokens=tuple(tuple(encoding.tokens) for encoding in encodings),
+            word_ids=tuple(tuple(encoding.word_ids) for encoding in encodings),
+            offsets=tuple(tuple(encoding.offsets) for encoding in encodings),
+            inputs=inputs,
+        )
+
+    def _refuse_overflow(self, encodings: list[Encoding], field: str) -> None:
+        for index, encoding in enumerate(encodings):
+            if encoding.overflowing:
+                raise InputError(
+                    f"{field}[{index}] has more than {self.max_length} tokens ([CLS] and [SEP] "
+                    "included), the most this model takes; shorten it or ask for truncation",
+                    field=f"{field}[{index}]",
+                )
+
+
+def _check_inputs(inputs: Sequence[object], field: str) -> None:
+    if isinstance(inputs, str) or not inputs:
+        raise InputError(f"{field} must be a non-empty list", field=field)
+    for index, item in enumerate(inputs):
+        if not _is_text(item, words=field == "sequences"):
+            kind = "a list of strings" if field == "sequences" else "a string"
+            raise InputError(f"{field}[{index}] must be {kind}", field=f"{field}[{index}]")
+
+
+def _is_text(item: object, *, words: bool) -> bool:
+    if not words:
+        return isinstance(item, str)
+    return (
+        isinstance(item, Sequence)
+        and not isinstance(item, str)
+        and all(isinstance(word, str) for word in item)
+    )
+
+
+def _pad(rows: list[list[int]], value: int) -> Tensor:
+    """Right-pad integer rows into a (B, L_max) int64 tensor."""
+    length = max(len(row) for row in rows)
+    return torch.tensor([row + [value] * (length - len(row)) for row in rows], dtype=torch.int64)

@@ -1,0 +1,68 @@
+"""The encoder itself: padding, traces, precision and the inputs it refuses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attention import STEPS
+from attention.bert import load_bert
+from attention.errors import InputError
+from tests.attention.bert.conftest import (
+    LoadedBert,
+    requires_bundled_model,
+    requires_model_libraries,
+)
+
+pytestmark = [requires_bundled_model, requires_model_libraries]
+
+SENTENCES = [
+    "The man who passes the sentence should swing the sword.",
+    "Hello world",
+    "Embeddings are unbelievably tokenized!",
+]
+
+
+def test_padded_keys_get_no_weight_and_padding_changes_nothing(bert: LoadedBert) -> None:
+    batch = bert.tokenizer.encode(SENTENCES)
+    with torch.inference_mode():
+        padded = bert.model(batch.input_ids, key_padding_mask=batch.key_padding_mask)
+        for index, n in enumerate(batch.lengths):
+            alone = bert.model(batch.input_ids[index : index + 1, :n])
+            together = padded.sequence_attentions(index, n)  # (N, H, n, n)
+            assert torch.allclose(together, alone.sequence_attentions(0, n), atol=1e-5)
+            to_padding = torch.stack(padded.attentions)[:, index, :, :, n:]  # (N, H, L, L - n)
+            assert to_padding.abs().sum().item() == 0.0
+
+
+def test_a_traced_layer_keeps_every_step_of_its_attention(bert: LoadedBert) -> None:
+    batch = bert.tokenizer.encode(SENTENCES[:2])
+    with torch.inference_mode():
+        output = bert.model(
+            batch.input_ids, key_padding_mask=batch.key_padding_mask, trace_layers=[3]
+        )
+    assert list(output.traces) == [3]
+    trace = output.traces[3]
+    assert set(trace) == set(STEPS[2:])  # "inputs" and every step from q on
+    assert torch.equal(trace["inputs"], output.hidden_states[3])
+    assert torch.equal(trace["attention"], output.attentions[3])
+    assert trace["q"].shape == (2, 12, batch.input_ids.shape[1], 32)  # (B, H, L, d)
+
+
+def test_float64_model_computes_the_same_attention(bert: LoadedBert) -> None:
+    model64, tokenizer, info = load_bert(bert.path, dtype="float64")
+    assert info.dtype == torch.float64
+    batch = tokenizer.encode(["The sword swings."])
+    with torch.inference_mode():
+        ours = torch.stack(bert.model(batch.input_ids).attentions)
+        wide = torch.stack(model64(batch.input_ids).attentions)
+    assert wide.dtype == torch.float64
+    assert torch.allclose(ours.double(), wide, atol=1e-5)
+
+
+def test_model_refuses_ids_and_layers_it_does_not_have(bert: LoadedBert) -> None:
+    ids = torch.tensor([[101, 30522, 102]])
+    with pytest.raises(InputError, match="input_ids"):
+        bert.model(ids)
+    with pytest.raises(InputError, match="trace_layers"):
+        bert.model(torch.tensor([[101, 102]]), trace_layers=[6])

@@ -35,7 +35,7 @@ export function fieldOf(loc) {
   return null;
 }
 
-function describeFailure(status, detail, statusText) {
+function describeFailure(status, detail, statusText, keySent) {
   const failure = { ok: false, status, fieldErrors: [], message: "" };
   if (Array.isArray(detail)) {
     const general = [];
@@ -56,7 +56,9 @@ function describeFailure(status, detail, statusText) {
   if (status === 401 || status === 403) {
     failure.fieldErrors.push({
       field: "api_key",
-      message: `${lead} (${status}${text ? `: ${text}` : ""}). Type it here and submit again.`,
+      message: keySent
+        ? `This key was refused (${status}). Check it and press Enter to try again.`
+        : `This service needs an API key (${status}). Type it here and press Enter.`,
     });
   }
   return failure;
@@ -102,5 +104,5 @@ export async function postAttention(body, apiKey, signal) {
       message: "The service sent an answer this page does not understand.",
     };
   }
-  return describeFailure(response.status, data?.detail, response.statusText);
+  return describeFailure(response.status, data?.detail, response.statusText, Boolean(apiKey));
 }

@@ -109,7 +109,10 @@ export function renderLegend(scale, label, { masked = false } = {}) {
   const hi = document.createElement("span");
   hi.className = "legend-end";
   hi.textContent = formatNumber(scale.max);
-  legend.append(title, lo, bar, hi);
+  const row = document.createElement("span");
+  row.className = "legend-scale";
+  row.append(lo, bar, hi);
+  legend.append(title, row);
   if (scale.kind === "diverging") {
     const zero = document.createElement("span");
     zero.className = "legend-zero";

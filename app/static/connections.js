@@ -51,6 +51,7 @@ export function renderConnections(container, { matrix, tokens, keyTokens, colour
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
+  svg.style.height = `${rows * ROW}px`;
 
   const lines = [];
   matrix.forEach((row, i) => {

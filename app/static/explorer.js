@@ -247,7 +247,6 @@ function headCard({ kind, head, title, matrix, result, scale, entropy, distance,
   const keys = result.key_tokens.length;
   const metrics = document.createElement("dl");
   metrics.className = "metrics";
-  metrics.setAttribute("aria-label", `${title} metrics`);
   metrics.append(
     metricBlock("Entropy", entropy, Math.log(keys), "nats",
       `0 = one key, ${formatNumber(Math.log(keys), 2)} = spread evenly`),
@@ -389,14 +388,13 @@ function renderSummary(data) {
   if (c.window) parts.push(`window ${c.window}`);
   const summary = $("summary");
   summary.replaceChildren();
-  const tokens = document.createElement("span");
+  const tokens = document.createElement("ul");
   tokens.className = "token-list";
-  tokens.setAttribute("aria-label", `Tokens: ${result.tokens.join(", ")}`);
+  tokens.setAttribute("aria-label", "Tokens");
   for (const t of result.tokens) {
-    const chip = document.createElement("span");
+    const chip = document.createElement("li");
     chip.className = "chip";
     chip.textContent = t;
-    chip.setAttribute("aria-hidden", "true");
     tokens.append(chip);
   }
   const facts = document.createElement("span");

@@ -36,6 +36,7 @@ export function hideTooltip() {
 }
 
 const AXIS_NAMES = { query: "query", key: "key", dim: "dimension", token: "token" };
+const AXIS_PLURALS = { query: "queries", key: "keys", dim: "dims", token: "tokens" };
 
 function defaultDescribe(opts) {
   return (i, j, value) => {
@@ -57,6 +58,9 @@ function defaultDescribe(opts) {
  * row to mark), groupSize (columns per group, drawn with separators), showValues (text in cells),
  * nullLabel, describe(i, j, value).
  */
+/** Matrices larger than this are summarised instead of drawn (the DOM would crawl). */
+export const MAX_CELLS = 12_000;
+
 export function createHeatmap(opts) {
   const {
     values,
@@ -74,6 +78,13 @@ export function createHeatmap(opts) {
     showValues = false,
   } = opts;
   const describe = opts.describe ?? defaultDescribe({ ...opts, rowAxis, colAxis });
+  const total = values.length * (values[0]?.length ?? 0);
+  if (total > MAX_CELLS) {
+    const note = document.createElement("p");
+    note.className = "note";
+    note.textContent = `${values.length} × ${values[0].length} = ${total} cells: too many to draw here. Shorten the sentence, or download the JSON.`;
+    return note;
+  }
 
   const table = document.createElement("table");
   table.className = "heatmap";
@@ -88,7 +99,8 @@ export function createHeatmap(opts) {
   const headRow = thead.insertRow();
   const corner = document.createElement("td");
   corner.className = "corner";
-  corner.innerHTML = `<span class="axis-note"><span>${AXIS_NAMES[rowAxis] ?? "rows"}s ↓</span><span>${AXIS_NAMES[colAxis] ?? "columns"}s →</span></span>`;
+  corner.setAttribute("aria-hidden", "true");
+  corner.innerHTML = `<span class="axis-note"><span>${AXIS_PLURALS[rowAxis] ?? "rows"} ↓</span><span>${AXIS_PLURALS[colAxis] ?? "columns"} →</span></span>`;
   headRow.append(corner);
   colLabels.forEach((text, j) => {
     const th = document.createElement("th");

@@ -136,11 +136,9 @@ function renderStep(def, { result, config, head }) {
   shapeEl.className = "shape";
   shapeEl.dataset.shape = shape;
   shapeEl.textContent = shape || "not returned";
-  shapeEl.setAttribute("aria-label", `shape ${shape || "not returned"}: ${def.dims}`);
   const dimsEl = document.createElement("span");
   dimsEl.className = "shape-names";
-  dimsEl.textContent = def.dims;
-  dimsEl.setAttribute("aria-hidden", "true");
+  dimsEl.textContent = `(${def.dims})`;
   header.append(h3, shapeEl, dimsEl);
 
   const explain = document.createElement("p");
@@ -154,13 +152,15 @@ function renderStep(def, { result, config, head }) {
   let matrix = data;
   let caption = "";
   let index = null;
-  if (dims.length === 3) {
+  if (dims.length === 3 && def.perHead) {
     const count = dims[0];
     index = def.kv ? Math.floor((head * count) / heads) : Math.min(head, count - 1);
     matrix = data[index];
     caption = def.kv && kvHeads !== heads
       ? `K/V head ${index + 1} of ${count}, shared by query heads ${index * (heads / count) + 1}–${(index + 1) * (heads / count)}`
       : `Head ${index + 1} of ${count}`;
+  } else if (dims.length === 3) {
+    matrix = data[0]; // a leading batch axis of 1
   }
   const [lo, hi] = extent(data);
   const scale = def.sequential ? makeScale("sequential", 0, Math.max(hi, 1e-9)) : makeScale("diverging", lo, hi);
@@ -198,7 +198,11 @@ export function renderSteps(container, { result, config, head }) {
   list.className = "steps";
   for (const def of STEPS) {
     const li = document.createElement("li");
-    li.append(renderStep(def, { result, config, head }));
+    const article = renderStep(def, { result, config, head });
+    const table = article.querySelector("table");
+    const width = table ? table.rows[0].cells.length * (def.cols === "dim" ? 14 : 22) : 0;
+    li.className = width > 440 ? "wide" : "narrow";
+    li.append(article);
     list.append(li);
   }
   container.replaceChildren(list);

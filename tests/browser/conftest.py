@@ -1,0 +1,88 @@
+"""Fixtures of the browser suite: one Chromium for the session, a fresh page per test.
+
+Playwright's Python package drives Debian's Chromium (/usr/bin/chromium). Where that binary is
+missing the suite is skipped with the reason printed, except in CI (CI=true), where it fails.
+Every test leaves a screenshot in test-results/<test name>/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.browser.explorer_page import CHROMIUM, CHROMIUM_ARGS
+from tests.support.server import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / "test-results"
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"Chromium not found at {CHROMIUM}: install Debian's chromium (make system-deps)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true, so the browser suite may not be skipped")
+    print(f"\nskipping the browser tests: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    require_chromium()
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    browser = playwright_instance.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+def output_dir(request: pytest.FixtureRequest) -> Path:
+    """test-results/<test name>/, created on first use."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    folder = RESULTS_DIR / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    return output_dir(request)
+
+
+class PageErrors(list[str]):
+    """Uncaught exceptions in the page; a test ends with none."""
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page_errors() -> PageErrors:
+    return PageErrors()
+
+
+@pytest.fixture
+def page(context: BrowserContext, artifacts: Path, page_errors: PageErrors) -> Iterator[Page]:
+    """A page of a fresh context (1280 × 900); its last view is saved as `artifacts`/final.png."""
+    page = context.new_page()
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    yield page
+    page.screenshot(path=str(artifacts / "final.png"))
+    assert not page_errors, f"uncaught errors in the page: {page_errors}"

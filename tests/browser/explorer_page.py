@@ -1,0 +1,115 @@
+"""What the browser tests know about the explorer page: its selectors and how to drive it."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DEFAULT_TEXT = "The man who passes the sentence should swing the sword"
+DEFAULT_CONFIG: dict[str, Any] = {
+    "d_model": 64,
+    "num_heads": 4,
+    "num_kv_heads": None,
+    "seed": 0,
+    "window": None,
+    "positional_encoding": "sinusoidal",
+    "causal": False,
+}
+HEAD_CARDS = "#heatmaps figure[data-kind=head]"
+STEP_ORDER = [
+    "token_embeddings",
+    "positional",
+    "inputs",
+    "q",
+    "k",
+    "v",
+    "scores",
+    "scaled_scores",
+    "masked_scores",
+    "attention",
+    "head_outputs",
+    "concat",
+    "output",
+]
+
+
+def request_body(text: str = DEFAULT_TEXT, **config: Any) -> dict[str, Any]:
+    """The body the page sends for this sentence and configuration."""
+    return {
+        "text": text,
+        "config": {**DEFAULT_CONFIG, **config},
+        "output": {"attention": "per_head", "steps": "all", "precision": 4, "metrics": True},
+    }
+
+
+def generation(page: Page) -> int:
+    """How many requests the page has settled (succeeded or failed) since it loaded."""
+    return int(page.get_attribute("#main", "data-generation") or 0)
+
+
+def wait_settled(page: Page, after: int) -> str:
+    """Wait for the request after `after` to settle; return the page state (ready or error)."""
+    page.wait_for_function(
+        "n => Number(document.getElementById('main').dataset.generation) > n", arg=after
+    )
+    return page.get_attribute("#main", "data-state") or ""
+
+
+def open_explorer(page: Page, base_url: str) -> str:
+    """Load the page and wait for its first request (the default sentence) to settle."""
+    page.goto(f"{base_url}/")
+    return wait_settled(page, 0)
+
+
+def fill_form(page: Page, text: str | None = None, **fields: Any) -> None:
+    if text is not None:
+        page.fill("#text", text)
+    for name, value in fields.items():
+        if name == "causal":
+            page.set_checked("#causal", bool(value))
+        elif name == "positional_encoding":
+            page.select_option("#positional_encoding", value)
+        else:
+            page.fill(f"#{name}", "" if value is None else str(value))
+
+
+def submit(page: Page, text: str | None = None, **fields: Any) -> str:
+    """Fill the form, click the submit button and wait; returns ready or error."""
+    fill_form(page, text, **fields)
+    before = generation(page)
+    page.click("#submit")
+    return wait_settled(page, before)
+
+
+def row_labels(page: Page, table: str) -> list[str]:
+    return page.locator(f"{table} tbody th.row-label").all_inner_texts()
+
+
+def column_labels(page: Page, table: str) -> list[str]:
+    return page.locator(f"{table} thead th.col-label").all_inner_texts()
+
+
+def cell_values(page: Page, table: str) -> list[list[float | None]]:
+    """The data-value of every cell of a heatmap, as numbers (None for null)."""
+    raw: list[list[str]] = page.eval_on_selector(
+        table,
+        """t => [...t.tBodies[0].rows].map(r =>
+                 [...r.querySelectorAll('td[role=gridcell]')].map(c => c.dataset.value))""",
+    )
+    return [[None if v == "null" else float(v) for v in row] for row in raw]
+
+
+def no_horizontal_scroll(page: Page, width: int) -> bool:
+    return bool(page.evaluate(f"document.documentElement.scrollWidth <= {width}"))
+
+
+def close_to(a: float | None, b: float | None, tolerance: float = 1e-9) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=0, abs_tol=tolerance)

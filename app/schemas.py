@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from attention import STEPS
 
@@ -65,6 +75,8 @@ class HeadConfig(Strict):
 
 
 AllSteps = Literal["all"]
+_STEP_LIST: TypeAdapter[list[StepName]] = TypeAdapter(list[StepName])
+_ALL_STEPS: TypeAdapter[AllSteps] = TypeAdapter(AllSteps)
 
 
 class OutputOptions(Strict):
@@ -87,6 +99,17 @@ class OutputOptions(Strict):
         False, description="Pretrained models: attention rollout, shares on [CLS]/[SEP], and "
         "word-level attention (to a word: summed over its pieces; from a word: averaged)",
     )  # fmt: skip
+
+    @field_validator("steps", mode="wrap")
+    @classmethod
+    def _one_error_per_unknown_step(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """A list is checked as a list only and a string as 'all' only: one error per unknown
+        name, at its index, instead of the union's pair with type names in their locs."""
+        if isinstance(value, list):
+            return _STEP_LIST.validate_python(value)
+        if isinstance(value, str):
+            return _ALL_STEPS.validate_python(value)
+        return handler(value)
 
     def step_names(self) -> tuple[str, ...]:
         return STEPS if self.steps == "all" else tuple(dict.fromkeys(self.steps))

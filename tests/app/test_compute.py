@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from app.compute import needs_weights, padded_vectors, request_labels
+from app.schemas import AttentionRequest
+from attention import ShapeError
+
+
+def request(**fields: Any) -> AttentionRequest:
+    return AttentionRequest.model_validate({"text": "a b", **fields})
+
+
+def test_ragged_vectors_are_padded_with_zeros() -> None:
+    padded = padded_vectors([[[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]]], "embeddings", 2,
+                            torch.float32)  # fmt: skip
+
+    assert padded.tolist() == [[[1.0, 2.0], [0.0, 0.0]], [[3.0, 4.0], [5.0, 6.0]]]
+    assert padded.dtype == torch.float32
+
+
+def test_vectors_of_another_width_name_the_sequence_and_the_width() -> None:
+    with pytest.raises(ShapeError, match=r"embeddings\[1\] has shape \(1, 3\)") as caught:
+        padded_vectors([[[1.0, 2.0]], [[1.0, 2.0, 3.0]]], "embeddings", 2, torch.float32)
+
+    assert caught.value.field == "embeddings.1"
+
+
+def test_labels_of_embeddings_are_their_positions() -> None:
+    labels = request_labels(AttentionRequest.model_validate({
+        "embeddings": [[[0.0], [0.0]]], "key_embeddings": [[[0.0]] * 3],
+    }))  # fmt: skip
+
+    assert labels.queries == [["[0]", "[1]"]]
+    assert labels.keys == [["[0]", "[1]", "[2]"]]
+
+
+@pytest.mark.parametrize(
+    ("fields", "needed"),
+    [
+        ({}, True),
+        ({"output": {"attention": "average"}}, True),
+        ({"output": {"attention": "none"}}, False),
+        ({"output": {"attention": "none", "metrics": True}}, True),
+        ({"output": {"attention": "none"}, "config": {"causal": True}}, False),
+        # these can leave a query without any key, which only the weights reveal
+        ({"output": {"attention": "none"}, "key_padding_mask": [[True, False]]}, True),
+        ({"output": {"attention": "none"}, "attn_mask": [[True, False], [False, True]]}, True),
+        ({"output": {"attention": "none"}, "config": {"window": 1}}, True),
+    ],
+)
+def test_weights_are_computed_when_returned_or_needed_to_flag_masked_queries(
+    fields: dict[str, Any], needed: bool
+) -> None:
+    assert needs_weights(request(**fields)) is needed

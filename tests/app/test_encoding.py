@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import ormsgpack
+import pytest
+
+from app.encoding import (
+    JSON,
+    MSGPACK,
+    decode_msgpack_arrays,
+    encode,
+    negotiate,
+    prepare_arrays,
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (None, JSON),
+        ("", JSON),
+        ("application/json", JSON),
+        ("*/*", JSON),
+        ("application/msgpack", MSGPACK),
+        ("application/x-msgpack", MSGPACK),
+        ("application/vnd.msgpack", MSGPACK),
+        ("Application/MsgPack; q=0.9", MSGPACK),
+        ("application/json, application/msgpack;q=0.1", MSGPACK),
+        ("text/html, application/xhtml+xml", JSON),
+    ],
+)
+def test_msgpack_only_when_the_accept_header_names_it(accept: str | None, media_type: str) -> None:
+    assert negotiate(accept) == media_type
+
+
+def test_precision_rounds_float_arrays_in_nested_containers() -> None:
+    payload = {"a": [np.array([0.12345, 1.98765])], "b": {"c": np.array([2.5551], np.float32)}}
+
+    prepared = prepare_arrays(payload, 2)
+
+    np.testing.assert_array_equal(prepared["a"][0], [0.12, 1.99])
+    np.testing.assert_allclose(prepared["b"]["c"], [2.56], rtol=1e-6)
+    assert prepared["b"]["c"].dtype == np.float32
+
+
+def test_precision_leaves_integer_arrays_and_plain_numbers_alone() -> None:
+    prepared = prepare_arrays({"ids": np.array([3, 7]), "scale": 0.123456}, 1)
+
+    assert prepared["ids"].dtype.kind == "i"
+    assert prepared["ids"].tolist() == [3, 7]
+    assert prepared["scale"] == 0.123456
+
+
+def test_arrays_are_made_contiguous() -> None:
+    transposed = np.arange(6, dtype=np.float32).reshape(2, 3).T
+
+    assert prepare_arrays(transposed, None).flags["C_CONTIGUOUS"]
+
+
+def test_json_writes_non_finite_numbers_as_null() -> None:
+    payload = {"x": np.array([1.5, np.nan, np.inf, -np.inf], dtype=np.float32)}
+
+    assert orjson.loads(encode(payload, JSON)) == {"x": [1.5, None, None, None]}
+
+
+def test_json_of_a_transposed_array_keeps_its_logical_order() -> None:
+    transposed = np.arange(6, dtype=np.float64).reshape(2, 3).T
+
+    assert orjson.loads(encode({"x": transposed}, JSON)) == {"x": transposed.tolist()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+def test_msgpack_arrays_round_trip_with_dtype_and_shape(dtype: type) -> None:
+    values = np.arange(24).reshape(2, 3, 4).astype(dtype)
+    payload = {"results": [{"attention": values, "tokens": ["a", 1]}], "meta": {"ms": 1.5}}
+
+    decoded = decode_msgpack_arrays(ormsgpack.unpackb(encode(payload, MSGPACK)))
+
+    array = decoded["results"][0]["attention"]
+    assert array.dtype == np.dtype(dtype)
+    assert array.shape == (2, 3, 4)
+    np.testing.assert_array_equal(array, values)
+    assert decoded["results"][0]["tokens"] == ["a", 1]
+    assert decoded["meta"] == {"ms": 1.5}
+
+
+def test_msgpack_writes_big_endian_arrays_little_endian() -> None:
+    big = np.array([1.0, -2.5], dtype=">f4")
+
+    packed = ormsgpack.unpackb(encode({"x": big}, MSGPACK))
+
+    assert packed["x"]["dtype"] == "float32"
+    assert packed["x"]["data"] == np.array([1.0, -2.5], dtype="<f4").tobytes()
+    np.testing.assert_array_equal(decode_msgpack_arrays(packed)["x"], big)
+
+
+def test_msgpack_keeps_non_finite_numbers() -> None:
+    values = np.array([np.nan, -np.inf], dtype=np.float32)
+
+    decoded = decode_msgpack_arrays(ormsgpack.unpackb(encode({"x": values}, MSGPACK)))
+
+    assert np.isnan(decoded["x"][0])
+    assert np.isneginf(decoded["x"][1])
+
+
+def test_a_dict_that_merely_looks_like_an_array_is_left_alone() -> None:
+    value = {"dtype": "float32", "shape": [1], "data": "not bytes"}
+
+    assert decode_msgpack_arrays(value) == value

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from app.errors import library_error_location
+
+
+@pytest.mark.parametrize(
+    ("field", "loc"),
+    [
+        (None, ["body"]),
+        ("num_heads", ["body", "config", "num_heads"]),
+        ("num_kv_heads", ["body", "config", "num_kv_heads"]),
+        ("positional_encoding", ["body", "config", "positional_encoding"]),
+        ("query", ["body", "embeddings"]),
+        ("key", ["body", "key_embeddings"]),
+        ("value", ["body", "value_embeddings"]),
+        ("dtype", ["body", "config", "dtype"]),
+        ("device", ["body"]),
+        ("sequences.1.0", ["body", "sequences", 1, 0]),
+        ("embeddings.2", ["body", "embeddings", 2]),
+        ("key_padding_mask.0", ["body", "key_padding_mask", 0]),
+        ("attn_mask", ["body", "attn_mask"]),
+        ("parameters.bias_k", ["body", "parameters", "bias_k"]),
+        ("parameters.out_proj.weight", ["body", "parameters", "out_proj.weight"]),
+    ],
+)
+def test_library_fields_become_request_locations(field: str | None, loc: list[str | int]) -> None:
+    assert library_error_location(field) == loc

@@ -45,7 +45,7 @@ class PretrainedRegistry:
     def from_setting(cls, model_path: str | None, device: torch.device) -> PretrainedRegistry:
         if model_path:
             path = Path(model_path)
-            return cls(path, path.name.lower(), device)
+            return cls(path, path.resolve().name.lower(), device)  # "." names its folder too
         return cls(bundled_model_path(), BUNDLED_NAME, device)
 
     @property
@@ -53,6 +53,9 @@ class PretrainedRegistry:
         return [self.name] if self.name and self.unavailable is None else []
 
     def get(self, dtype: torch.dtype = torch.float32) -> Pretrained:
+        loaded = self._loaded.get(dtype)  # no lock once loaded: a float64 load in a worker
+        if loaded is not None:  # must not block the event loop's float32 look-ups
+            return loaded
         with self._lock:
             if dtype not in self._loaded:
                 assert self.path is not None, "get() is only called for an available model"

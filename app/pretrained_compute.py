@@ -69,6 +69,8 @@ def check_pretrained_request(request: AttentionRequest, name: str) -> None:
 def resolve_layers(request: AttentionRequest, num_layers: int) -> list[int]:
     if request.layers == "all":
         return list(range(num_layers))
+    if not request.layers:
+        raise InputError("layers must name at least one layer, or be 'all'", field="layers")
     for layer in request.layers:
         if not 0 <= layer < num_layers:
             raise InputError(

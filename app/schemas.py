@@ -171,7 +171,7 @@ class AttentionRequest(Strict):
         "random", description="'random' (seeded weights, shaped by config) or a pretrained model "
         "from GET /models, e.g. 'all-minilm-l6-v2'",
     )  # fmt: skip
-    layers: list[Annotated[int, Field(ge=0)]] | Literal["all"] = Field(
+    layers: list[Annotated[StrictInt, Field(ge=0)]] | Literal["all"] = Field(
         "all", description="Pretrained models: the layers whose attention and steps to return"
     )
 

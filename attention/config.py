@@ -111,7 +111,9 @@ class AttentionConfig:
         if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
             raise ConfigError(f"scale={self.scale} must be a finite number > 0", field="scale")
         if not (math.isfinite(self.rope_base) and self.rope_base > 1.0):
-            raise ConfigError(f"rope_base={self.rope_base} must be finite and > 1", field="rope_base")
+            raise ConfigError(
+                f"rope_base={self.rope_base} must be finite and > 1", field="rope_base"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be an integer >= 0", field="seed")
 
@@ -125,7 +127,8 @@ class AttentionConfig:
         if encoding == "rope" and self.head_dim % 2:
             raise ConfigError(
                 f"positional_encoding='rope' rotates pairs of dimensions, so head_dim="
-                f"{self.head_dim} (d_model={self.d_model} / num_heads={self.num_heads}) must be even",
+                f"{self.head_dim} (d_model={self.d_model} / num_heads={self.num_heads}) "
+                "must be even",
                 field="positional_encoding",
             )
         if encoding in ("rope", "alibi") and self.extra_keys:

@@ -16,11 +16,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as error:
-        raise ConfigError(f"device={name!r} is not a device name: {error}", field="device") from None
+        raise ConfigError(
+            f"device={name!r} is not a device name: {error}", field="device"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} was asked for but CUDA is not available", field="device")
+        raise ConfigError(
+            f"device={name!r} was asked for but CUDA is not available", field="device"
+        )
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device={name!r}: only 'auto', 'cpu' and 'cuda' are supported", field="device")
+        raise ConfigError(
+            f"device={name!r}: only 'auto', 'cpu' and 'cuda' are supported", field="device"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+            field="device",
+        )
     return device
 
 
@@ -28,4 +39,6 @@ def resolve_dtype(name: str = "float32") -> torch.dtype:
     try:
         return DTYPES[name]
     except KeyError:
-        raise ConfigError(f"dtype={name!r} is not one of {', '.join(DTYPES)}", field="dtype") from None
+        raise ConfigError(
+            f"dtype={name!r} is not one of {', '.join(DTYPES)}", field="dtype"
+        ) from None

@@ -46,9 +46,7 @@ def causal_mask(length: int, source_length: int, device: torch.device) -> Tensor
     return torch.ones(length, source_length, dtype=torch.bool, device=device).triu(1)
 
 
-def window_mask(
-    length: int, source_length: int, window: int, device: torch.device
-) -> Tensor:
+def window_mask(length: int, source_length: int, window: int, device: torch.device) -> Tensor:
     """(L, S) bool, True where the key is `window` or more positions away from the query."""
     queries = torch.arange(length, device=device)[:, None]
     keys = torch.arange(source_length, device=device)[None, :]
@@ -77,8 +75,13 @@ class Softmax(NamedTuple):
 def masked_softmax(masked_scores: Tensor) -> Softmax:
     """Softmax over keys; a query whose keys are all masked gets zeros instead of NaN."""
     fully_masked = torch.isneginf(masked_scores).all(dim=-1)
-    safe = masked_scores.masked_fill(fully_masked[..., None], 0.0)
-    weights = torch.softmax(safe, dim=-1).masked_fill(fully_masked[..., None], 0.0)
+    rows = fully_masked[..., None]
+    if not masked_scores.requires_grad:
+        # a fully masked row comes out of softmax as NaN and is zeroed in place: one copy fewer
+        return Softmax(torch.softmax(masked_scores, dim=-1).masked_fill_(rows, 0.0), fully_masked)
+    # with gradients, the row is made finite first so that no NaN flows back
+    safe = masked_scores.masked_fill(rows, 0.0)
+    weights = torch.softmax(safe, dim=-1).masked_fill(rows, 0.0)
     return Softmax(weights, fully_masked)
 
 

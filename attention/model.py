@@ -39,7 +39,10 @@ class AttentionModel(nn.Module):
         self.config = config
         self.attention = MultiHeadAttention(config, component_generator(config.seed, "attention"))
         self.tokens = TokenEmbedding(
-            config.d_model, config.vocab_size, config.seed, component_generator(config.seed, "tokens")
+            config.d_model,
+            config.vocab_size,
+            config.seed,
+            component_generator(config.seed, "tokens"),
         )
         self.positions: SinusoidalPositions | LearnedPositions | None = None
         if config.positional_encoding == "sinusoidal":
@@ -50,13 +53,15 @@ class AttentionModel(nn.Module):
 
     def embed_tokens(self, sequences: Sequence[Sequence[Token]]) -> Tensor:
         """Step 1a, token embedding: (B, L_max, d_model), zero vectors after shorter sequences."""
-        return self.tokens(sequences)
+        embeddings: Tensor = self.tokens(sequences)
+        return embeddings
 
     def positional(self, length: int, like: Tensor) -> Tensor:
         """Step 1b, the additive positional encoding for `length` positions: (L, d_model)."""
         if self.positions is None:
             return like.new_zeros(length, self.config.d_model)
-        return self.positions(length).to(device=like.device, dtype=like.dtype)
+        table: Tensor = self.positions(length)
+        return table.to(device=like.device, dtype=like.dtype)
 
     def embed(self, token_embeddings: Tensor) -> Embedded:
         """Step 1c, the embedded position layer: token embeddings plus positions."""
@@ -74,22 +79,27 @@ class AttentionModel(nn.Module):
         attn_mask: Tensor | None = None,
         need_weights: bool = True,
         trace: bool = False,
+        attention: MultiHeadAttention | None = None,
     ) -> AttentionOutput:
         """Self-attention over `token_embeddings` (B, L, d_model), or cross-attention to keys.
 
         `position_keys` adds the positional encoding to `key_embeddings` too (keys that were
-        tokens); keys given as raw vectors are used as they are.
+        tokens); keys given as raw vectors are used as they are. `attention` runs another layer
+        of the same configuration (a caller's own weights) over this model's embeddings.
         """
         embedded = self.embed(token_embeddings)
         keys = key_embeddings
         if keys is not None and position_keys:
             keys = self.embed(keys).inputs
         values = keys if value_embeddings is None else value_embeddings
-        result = self.attention(
+        layer = self.attention if attention is None else attention
+        result: AttentionOutput = layer(
             embedded.inputs, keys, values,
             key_padding_mask=key_padding_mask, attn_mask=attn_mask,
             need_weights=need_weights, trace=trace,
         )  # fmt: skip
         if trace:
-            result.trace = {**embedded._asdict(), **result.trace}
+            # every step of the trace is batched: the one positional table serves each sequence
+            batched = embedded._replace(positional=embedded.positional.expand_as(embedded.inputs))
+            result.trace = {**batched._asdict(), **result.trace}
         return result

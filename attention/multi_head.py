@@ -64,15 +64,18 @@ class MultiHeadAttention(nn.Module):
         self.q_proj_weight = weight(d_model, d_model, not packed)
         self.k_proj_weight = weight(kv_dim, config.key_dim, not packed)
         self.v_proj_weight = weight(kv_dim, config.value_dim, not packed)
-        self.in_proj_bias = (
-            nn.Parameter(torch.empty(d_model + 2 * kv_dim)) if config.bias else None
-        )
+        self.in_proj_bias = nn.Parameter(torch.empty(d_model + 2 * kv_dim)) if config.bias else None
         self.bias_k = nn.Parameter(torch.empty(1, 1, kv_dim)) if config.add_bias_kv else None
         self.bias_v = nn.Parameter(torch.empty(1, 1, kv_dim)) if config.add_bias_kv else None
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """PyTorch's own scheme for nn.MultiheadAttention, drawn from `generator`."""
-        for weight in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+        for weight in (
+            self.in_proj_weight,
+            self.q_proj_weight,
+            self.k_proj_weight,
+            self.v_proj_weight,
+        ):
             if weight is not None:
                 nn.init.xavier_uniform_(weight, generator=generator)
         nn.init.kaiming_uniform_(self.out_proj.weight, a=math.sqrt(5), generator=generator)
@@ -88,7 +91,8 @@ class MultiHeadAttention(nn.Module):
     def projection_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """The Q, K and V weight matrices, whichever layout holds them."""
         if self.in_proj_weight is None:
-            assert self.q_proj_weight is not None and self.k_proj_weight is not None
+            assert self.q_proj_weight is not None
+            assert self.k_proj_weight is not None
             assert self.v_proj_weight is not None
             return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         return self._split_qkv(self.in_proj_weight)
@@ -99,7 +103,8 @@ class MultiHeadAttention(nn.Module):
         return self._split_qkv(self.in_proj_bias)
 
     def _split_qkv(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        q, k, v = packed.split([self.config.d_model, self.config.kv_dim, self.config.kv_dim])
+        sizes = [self.config.d_model, self.config.kv_dim, self.config.kv_dim]
+        q, k, v = torch.split(packed, sizes)
         return q, k, v
 
     def project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -111,7 +116,8 @@ class MultiHeadAttention(nn.Module):
         return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
     def _split_last(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        q, k, v = packed.split([self.config.d_model, self.config.kv_dim, self.config.kv_dim], -1)
+        sizes = [self.config.d_model, self.config.kv_dim, self.config.kv_dim]
+        q, k, v = torch.split(packed, sizes, dim=-1)
         return q, k, v
 
     def append_extra_keys(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -158,7 +164,9 @@ class MultiHeadAttention(nn.Module):
         # the appended keys are always visible, as in PyTorch's F.pad of both masks
         return F.pad(bias, (0, config.extra_keys))
 
-    def _structural_mask(self, length: int, source_length: int, device: torch.device) -> Tensor | None:
+    def _structural_mask(
+        self, length: int, source_length: int, device: torch.device
+    ) -> Tensor | None:
         config = self.config
         blocked = AF.causal_mask(length, source_length, device) if config.causal else None
         if config.window is not None:
@@ -235,13 +243,22 @@ class MultiHeadAttention(nn.Module):
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, keep_trace: bool
     ) -> AttentionOutput:
         scores = AF.attention_scores(q, k)  # (B, H, L, S)
-        scaled = AF.scale_scores(scores, self.config.resolved_scale)
+        scale = self.config.resolved_scale
+        # without a trace the unscaled scores are never seen: scale them where they lie (the
+        # same products, one (B, H, L, S) allocation fewer)
+        scaled = AF.scale_scores(scores, scale) if keep_trace else scores.mul_(scale)
         masked = AF.apply_bias(scaled, bias)
-        weights, fully_masked = AF.masked_softmax(masked)  # (B, H, L, S), (B, H, L)
-        dropped = F.dropout(weights, self.config.dropout, training=self.training)
+        if bias is None:  # no -inf anywhere: no query can be fully masked
+            weights = torch.softmax(masked, dim=-1)  # (B, H, L, S)
+            fully_masked = weights.new_zeros(weights.shape[:-1], dtype=torch.bool)  # (B, H, L)
+        else:
+            weights, fully_masked = AF.masked_softmax(masked)  # (B, H, L, S), (B, H, L)
+        dropped = weights
+        if self.training and self.config.dropout > 0:
+            dropped = F.dropout(weights, self.config.dropout, training=True)
         heads = AF.weighted_sum(dropped, v)  # (B, H, L, d)
         concat = AF.merge_heads(heads)  # (B, L, H·d)
-        output = self.out_proj(concat)  # (B, L, E)
+        output = F.linear(concat, self.out_proj.weight, self.out_proj.bias)  # (B, L, E)
         steps = {
             "q": q, "k": k, "v": v, "scores": scores, "scaled_scores": scaled,
             "masked_scores": masked, "attention": weights, "head_outputs": heads,
@@ -306,4 +323,6 @@ def _expect_mask_values(name: str, mask: Tensor) -> None:
     if not mask.is_floating_point():
         raise InputError(f"{name} must be boolean or floating point, not {mask.dtype}", field=name)
     if bool((torch.isnan(mask) | torch.isposinf(mask)).any()):
-        raise InputError(f"{name} holds NaN or +inf; only finite values and -inf are allowed", field=name)
+        raise InputError(
+            f"{name} holds NaN or +inf; only finite values and -inf are allowed", field=name
+        )

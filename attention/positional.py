@@ -8,6 +8,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from attention.errors import ShapeError
+
 
 def sinusoidal_table(length: int, d_model: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """(L, d_model): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(same angle)."""
@@ -25,6 +27,8 @@ def sinusoidal_table(length: int, d_model: int, *, dtype: torch.dtype = torch.fl
 class SinusoidalPositions(nn.Module):
     """The fixed encoding of "Attention Is All You Need", grown on demand and kept."""
 
+    table: Tensor
+
     def __init__(self, d_model: int) -> None:
         super().__init__()
         self.d_model = d_model
@@ -33,8 +37,10 @@ class SinusoidalPositions(nn.Module):
     def forward(self, length: int) -> Tensor:
         table: Tensor = self.table
         if table.shape[0] < length:
-            grown = sinusoidal_table(max(length, 2 * table.shape[0]), self.d_model)
-            self.table = table = grown.to(device=table.device, dtype=table.dtype)
+            # computed in float64 and rounded once, to the precision the module was moved to
+            rows = max(length, 2 * table.shape[0])
+            grown = sinusoidal_table(rows, self.d_model, dtype=table.dtype)
+            self.table = table = grown.to(table.device)
         return table[:length]
 
 
@@ -47,6 +53,12 @@ class LearnedPositions(nn.Module):
         nn.init.normal_(self.weight, std=0.02, generator=generator)
 
     def forward(self, length: int) -> Tensor:
+        if length > self.weight.shape[0]:
+            raise ShapeError(
+                f"{length} positions do not fit the learned position table of "
+                f"max_positions={self.weight.shape[0]}",
+                field="max_positions",
+            )
         return self.weight[:length]
 
 

@@ -7,7 +7,7 @@ either kind of module; what does not fit raises a ParameterError that lists what
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -31,7 +31,10 @@ def load_pytorch_state_dict(module: MultiHeadAttention, state_dict: Mapping[str,
     reference = next(iter(module.state_dict().values()))
     with torch.no_grad():
         module.load_state_dict(
-            {name: tensor.to(device=reference.device, dtype=reference.dtype) for name, tensor in normalised.items()}
+            {
+                name: tensor.to(device=reference.device, dtype=reference.dtype)
+                for name, tensor in normalised.items()
+            }
         )
 
 
@@ -55,14 +58,16 @@ def export_pytorch_state_dict(module: MultiHeadAttention) -> dict[str, Tensor]:
     else:
         state.update(q_proj_weight=q.clone(), k_proj_weight=k, v_proj_weight=v)
     if q_b is not None and k_b is not None and v_b is not None:
-        state["in_proj_bias"] = torch.cat([q_b.detach(), repeat(k_b.detach()), repeat(v_b.detach())])
+        state["in_proj_bias"] = torch.cat(
+            [q_b.detach(), repeat(k_b.detach()), repeat(v_b.detach())]
+        )
     for name in ("bias_k", "bias_v"):
         if name in state:
             state[name] = repeat(state[name].view(-1)).view(1, 1, -1)
     return state
 
 
-def _repeat_heads_function(head_dim: int, group: int):  # type: ignore[no-untyped-def]
+def _repeat_heads_function(head_dim: int, group: int) -> Callable[[Tensor], Tensor]:
     def repeat(rows: Tensor) -> Tensor:
         blocks = rows.reshape(-1, head_dim, *rows.shape[1:])  # (H_kv, d, ...)
         return blocks.repeat_interleave(group, dim=0).reshape(-1, *rows.shape[1:])
@@ -73,15 +78,23 @@ def _repeat_heads_function(head_dim: int, group: int):  # type: ignore[no-untype
 def _to_module_layout(module: MultiHeadAttention, state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Pack separate q/k/v weights for a packed module, or split a packed one for a separate one."""
     packed_wanted = module.in_proj_weight is not None
-    if packed_wanted and "in_proj_weight" not in state and all(key in state for key in SEPARATE_KEYS):
+    if (
+        packed_wanted
+        and "in_proj_weight" not in state
+        and all(key in state for key in SEPARATE_KEYS)
+    ):
         parts = [state.pop(key) for key in SEPARATE_KEYS]
         _check_widths(parts, module.config.d_model)
         state["in_proj_weight"] = torch.cat(parts)
-    elif not packed_wanted and "in_proj_weight" in state and not any(key in state for key in SEPARATE_KEYS):
+    elif (
+        not packed_wanted
+        and "in_proj_weight" in state
+        and not any(key in state for key in SEPARATE_KEYS)
+    ):
         packed = state.pop("in_proj_weight")
         sizes = [module.config.d_model, module.config.kv_dim, module.config.kv_dim]
         if packed.dim() == 2 and packed.shape[0] == sum(sizes):
-            state.update(zip(SEPARATE_KEYS, packed.split(sizes), strict=True))
+            state.update(zip(SEPARATE_KEYS, torch.split(packed, sizes), strict=True))
         else:
             state["in_proj_weight"] = packed
     return state
@@ -96,7 +109,9 @@ def _check_widths(parts: list[Tensor], d_model: int) -> None:
             )
 
 
-def _check_keys_and_shapes(state: Mapping[str, Tensor], expected: Mapping[str, tuple[int, ...]]) -> None:
+def _check_keys_and_shapes(
+    state: Mapping[str, Tensor], expected: Mapping[str, tuple[int, ...]]
+) -> None:
     listing = ", ".join(f"{name} {shape}" for name, shape in expected.items())
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -114,4 +129,6 @@ def _check_keys_and_shapes(state: Mapping[str, Tensor], expected: Mapping[str, t
                 field=f"parameters.{name}",
             )
         if not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"parameters.{name} holds NaN or infinite values", field=f"parameters.{name}")
+            raise InputError(
+                f"parameters.{name} holds NaN or infinite values", field=f"parameters.{name}"
+            )

@@ -1,5 +1,5 @@
-// The one call the page makes, POST /attention, and the translation of its errors into messages
-// that name a form field.
+// The calls the page makes, POST /attention and GET /models, and the translation of errors into
+// messages that name a form field.
 
 /** Request fields that have a control on the page (the last element of a 422's loc). */
 export const FORM_FIELDS = [
@@ -11,6 +11,7 @@ export const FORM_FIELDS = [
   "causal",
   "window",
   "seed",
+  "model",
 ];
 
 const STATUS_TEXT = {
@@ -30,7 +31,9 @@ function cleanMessage(msg) {
 export function fieldOf(loc) {
   if (!Array.isArray(loc)) return null;
   for (let k = loc.length - 1; k >= 0; k -= 1) {
-    if (typeof loc[k] === "string") return FORM_FIELDS.includes(loc[k]) ? loc[k] : null;
+    if (typeof loc[k] !== "string") continue;
+    const name = loc[k].replace(/\[\d+\]$/, ""); // "text[0]": the first text of a list
+    return FORM_FIELDS.includes(name) ? name : null;
   }
   return null;
 }
@@ -105,4 +108,21 @@ export async function postAttention(body, apiKey, signal) {
     };
   }
   return describeFailure(response.status, data?.detail, response.statusText, Boolean(apiKey));
+}
+
+/**
+ * GET /models. Resolves to {ok: true, data: {models, unavailable}} or {ok: false, status};
+ * status 0 is a network failure. Never rejects.
+ */
+export async function getModels(apiKey) {
+  const headers = { Accept: "application/json" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  try {
+    const response = await fetch("/models", { headers });
+    const data = response.ok ? await response.json() : null;
+    if (data && Array.isArray(data.models)) return { ok: true, data };
+    return { ok: false, status: response.status };
+  } catch {
+    return { ok: false, status: 0 };
+  }
 }

@@ -35,8 +35,12 @@ export function hideTooltip() {
   if (tip) tip.hidden = true;
 }
 
-const AXIS_NAMES = { query: "query", key: "key", dim: "dimension", token: "token" };
-const AXIS_PLURALS = { query: "queries", key: "keys", dim: "dims", token: "tokens" };
+const AXIS_NAMES = {
+  query: "query", key: "key", dim: "dimension", token: "token", input: "input token", layer: "layer", head: "head",
+};
+const AXIS_PLURALS = {
+  query: "queries", key: "keys", dim: "dims", token: "tokens", input: "inputs", layer: "layers", head: "heads",
+};
 
 function defaultDescribe(opts) {
   return (i, j, value) => {
@@ -53,7 +57,8 @@ function defaultDescribe(opts) {
 /**
  * Build a heatmap.
  * opts: values (rows × cols, numbers or null), rowLabels, colLabels, scale, label (the grid's
- * accessible name), rowAxis/colAxis ("query" | "key" | "dim" | "token"), head (data-head of the
+ * accessible name), rowAxis/colAxis ("query" | "key" | "dim" | "token" | "input" | "layer" |
+ * "head"), head (data-head of the
  * cells), cellSize, readout (an element that receives the description), topKeys (column index per
  * row to mark), groupSize (columns per group, drawn with separators), showValues (text in cells),
  * nullLabel, describe(i, j, value).

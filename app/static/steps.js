@@ -1,5 +1,6 @@
 // The steps panel: the pipeline of DESIGN.md §1 in order, each step a small labelled heatmap
-// with its shape and a one-line explanation; per-head steps follow the head selector.
+// with its shape and a one-line explanation; per-head steps follow the head selector. For a
+// pretrained model the panel shows one layer's attention block (from its input X to W_O).
 
 import { extent, makeScale, renderLegend } from "./colors.js";
 import { createHeatmap } from "./heatmap.js";
@@ -97,6 +98,29 @@ export const STEPS = [
   },
 ];
 
+/**
+ * What changes for one layer of a pretrained BERT: its input is not token + position embeddings
+ * but the previous layer's output, and its output projection is followed by the residual, the
+ * LayerNorm and the feed-forward block. Keyed by step name; `layer` is 0-based.
+ */
+const PRETRAINED = {
+  inputs: {
+    num: "1",
+    title: "The layer’s input X",
+    explain: (_, layer) =>
+      layer === 0
+        ? "What enters the first layer: BERT’s embeddings, each WordPiece’s learned vector plus a learned position vector and a segment vector, layer-normalised."
+        : `What enters layer ${layer + 1}: the output of layer ${layer}, after its attention, residual connection, LayerNorm and feed-forward block.`,
+  },
+  masked_scores: {
+    explain: () => "One sentence and no padding: nothing is masked, so the scores pass through unchanged.",
+  },
+  output: {
+    title: "Output projection (the attention block’s output)",
+    explain: () => `W${sub("O")} mixes the heads back into d_model numbers per token. BERT then adds the layer’s input (a residual connection), layer-normalises, and applies its feed-forward block to give the next layer’s input.`,
+  },
+};
+
 /** The dimensions of a nested array, following first elements. */
 export function shapeOf(value) {
   const dims = [];
@@ -116,7 +140,7 @@ function labelsFor(axis, result, count) {
   return Array.from({ length: count }, (_, i) => source[i] ?? `#${i}`);
 }
 
-function renderStep(def, { result, config, head }) {
+function renderStep(def, { result, config, head, prefix }) {
   const article = document.createElement("article");
   article.className = "step";
   article.dataset.step = def.name;
@@ -143,7 +167,7 @@ function renderStep(def, { result, config, head }) {
 
   const explain = document.createElement("p");
   explain.className = "step-explain";
-  explain.innerHTML = def.explain(config);
+  explain.innerHTML = def.explain(config, def.layer);
   article.append(header, explain);
   if (!dims.length) return article;
 
@@ -177,7 +201,7 @@ function renderStep(def, { result, config, head }) {
     rowLabels: labelsFor(def.rows, result, rows),
     colLabels: labelsFor(def.cols, result, cols),
     scale,
-    label: `${def.title}${caption ? `, ${caption}` : ""}: ${rows} × ${cols}`,
+    label: `${prefix}${def.title}${caption ? `, ${caption}` : ""}: ${rows} × ${cols}`,
     rowAxis: def.rows,
     colAxis: def.cols,
     head: index,
@@ -187,18 +211,25 @@ function renderStep(def, { result, config, head }) {
     nullLabel: "masked (null)",
   });
   const figcaption = document.createElement("figcaption");
-  figcaption.textContent = `${def.title}${caption ? ` — ${caption}` : ""}: ${rows} × ${cols}`;
+  figcaption.textContent = `${prefix}${def.title}${caption ? ` — ${caption}` : ""}: ${rows} × ${cols}`;
   figure.append(figcaption, map, renderLegend(scale, def.sequential ? "weight" : "value", { masked: def.name === "masked_scores" }), readout);
   article.append(figure);
   return article;
 }
 
-export function renderSteps(container, { result, config, head }) {
+/**
+ * Draw the steps of `result` into `container`. With `layer` (0-based; a pretrained model's
+ * layer), only the steps the response traced are drawn, explained for that layer of BERT.
+ */
+export function renderSteps(container, { result, config, head, layer = null }) {
   const list = document.createElement("ol");
   list.className = "steps";
-  for (const def of STEPS) {
+  const prefix = layer === null ? "" : `Layer ${layer + 1}: `;
+  for (const step of STEPS) {
+    if (layer !== null && result.steps?.[step.name] === undefined) continue;
+    const def = layer === null ? step : { ...step, ...PRETRAINED[step.name], layer };
     const li = document.createElement("li");
-    const article = renderStep(def, { result, config, head });
+    const article = renderStep(def, { result, config, head, prefix });
     const table = article.querySelector("table");
     const width = table ? table.rows[0].cells.length * (def.cols === "dim" ? 14 : 22) : 0;
     li.className = width > 440 ? "wide" : "narrow";

@@ -113,3 +113,50 @@ def close_to(a: float | None, b: float | None, tolerance: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is b
     return math.isclose(a, b, rel_tol=0, abs_tol=tolerance)
+
+
+# -- the pretrained model ------------------------------------------------------------------------
+
+PRETRAINED_STEPS = [step for step in STEP_ORDER if step not in ("token_embeddings", "positional")]
+"""The steps a pretrained model's layer traces, in the order the steps panel draws them."""
+THUMBS = "#model-grid button.thumb"
+
+
+def pretrained_body(name: str, text: str = DEFAULT_TEXT) -> dict[str, Any]:
+    """The body the page sends for a pretrained model: every layer, no steps (those come per
+    layer, see `layer_steps_body`)."""
+    return {
+        "model": name,
+        "text": text,
+        "layers": "all",
+        "output": {"attention": "per_head", "precision": 4, "metrics": True, "analysis": True},
+    }
+
+
+def layer_steps_body(name: str, layer: int, text: str = DEFAULT_TEXT) -> dict[str, Any]:
+    """The body the steps panel sends for one layer of a pretrained model."""
+    return {
+        "model": name,
+        "text": text,
+        "layers": [layer],
+        "output": {"attention": "none", "steps": "all", "precision": 4},
+    }
+
+
+def choose_model(page: Page, name: str) -> None:
+    """Wait for GET /models to fill the selector, then pick `name`."""
+    page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    page.select_option("#model", name)
+
+
+def wait_steps(page: Page, layer: int) -> None:
+    """Wait until the steps panel shows `layer` (0-based) of a pretrained model."""
+    page.wait_for_function(
+        """l => { const s = document.getElementById('steps');
+                  return s.dataset.state === 'ready' && s.dataset.layer === String(l); }""",
+        arg=layer,
+    )
+
+
+def thumbnail(layer: int, head: int) -> str:
+    return f"{THUMBS}[data-layer='{layer}'][data-head='{head}']"

@@ -1,7 +1,8 @@
 """Refresh the README's screenshots: `.venv/bin/python -m tests.browser.screenshots`.
 
 Starts the real server, loads the page for the default sentence in Debian's Chromium and writes
-docs/img/explorer-desktop.png (1280 wide) and docs/img/explorer-mobile.png (390 wide).
+docs/img/explorer-desktop.png (1280 wide), docs/img/explorer-mobile.png (390 wide) and, when the
+service serves a pretrained model, docs/img/explorer-model-view.png (its model view, 1280 wide).
 Not a test (pytest does not collect it): the images change only when someone runs it.
 """
 
@@ -10,9 +11,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, sync_playwright
 
-from tests.browser.explorer_page import CHROMIUM, CHROMIUM_ARGS, open_explorer
+from tests.browser.explorer_page import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    choose_model,
+    generation,
+    open_explorer,
+    thumbnail,
+    wait_settled,
+)
 from tests.support.server import REPO_ROOT, running_server
 
 IMAGES = REPO_ROOT / "docs" / "img"
@@ -60,6 +70,33 @@ def mobile(page: Page, base_url: str) -> Path:
     return path
 
 
+def pretrained_name(base_url: str) -> str | None:
+    listing = httpx.get(f"{base_url}/models", timeout=30).json()
+    names = [m["name"] for m in listing["models"] if m["kind"] == "pretrained"]
+    return names[0] if names else None
+
+
+def model_view(page: Page, base_url: str, name: str) -> Path:
+    """The model view of the default sentence: the layer × head grid with layer 1's metrics, the
+    previous-token head (layer 1, head 3) open in the large view, one cell hovered, the rollout."""
+    settle(page, base_url)
+    choose_model(page, name)
+    before = generation(page)
+    page.click("#submit")
+    if wait_settled(page, before) != "ready":
+        raise RuntimeError(page.inner_text("#form-error"))
+    page.click(thumbnail(0, 2))
+    page.locator("#model-detail td[data-query='8'][data-key='7']").hover()
+    top = document_box(page, "#results")
+    bottom = document_box(page, "#panel-model .model-detail-row")
+    path = IMAGES / "explorer-model-view.png"
+    y = top["y"] - 12
+    height = bottom["y"] + bottom["height"] + 16 - y
+    clip = {"x": 0, "y": y, "width": 1280, "height": height}
+    page.screenshot(path=str(path), full_page=True, clip=clip)
+    return path
+
+
 def main() -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     with (
@@ -74,6 +111,12 @@ def main() -> None:
         print(desktop(wide, server.base_url))
         narrow = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         print(mobile(narrow, server.base_url))
+        name = pretrained_name(server.base_url)
+        if name:
+            model = browser.new_page(viewport={"width": 1280, "height": 900})
+            print(model_view(model, server.base_url, name))
+        else:
+            print("no pretrained model served: docs/img/explorer-model-view.png left as it was")
         browser.close()
 
 

@@ -172,7 +172,7 @@ class WordPieceTokenizer:
                 raise InputError(
                     f"{field}[{index}] has more than {self.max_length} tokens ([CLS] and [SEP] "
                     "included), the most this model takes; shorten it or ask for truncation",
-                    field=f"{field}[{index}]",
+                    field=f"{field}.{index}",
                 )
 
 
@@ -182,7 +182,7 @@ def _check_inputs(inputs: Sequence[object], field: str) -> None:
     for index, item in enumerate(inputs):
         if not _is_text(item, words=field == "sequences"):
             kind = "a list of strings" if field == "sequences" else "a string"
-            raise InputError(f"{field}[{index}] must be {kind}", field=f"{field}[{index}]")
+            raise InputError(f"{field}[{index}] must be {kind}", field=f"{field}.{index}")
 
 
 def _is_text(item: object, *, words: bool) -> bool:

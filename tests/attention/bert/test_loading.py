@@ -192,7 +192,7 @@ def test_too_long_input_is_refused_unless_truncation_is_asked_for(bert: LoadedBe
     long_text = "word " * 300
     with pytest.raises(InputError, match="256") as caught:
         bert.tokenizer.encode(["short", long_text])
-    assert caught.value.field == "text[1]"
+    assert caught.value.field == "text.1"
     batch = bert.tokenizer.encode([long_text], truncate=True)
     assert batch.lengths == [256]
     assert batch.tokens[0][-1] == "[SEP]"
@@ -217,8 +217,8 @@ def test_an_integer_dtype_is_refused(tmp_path: Path) -> None:
     [
         (lambda t: t.encode("not a list"), "text"),
         (lambda t: t.encode([]), "text"),
-        (lambda t: t.encode(["fine", 3]), "text[1]"),
-        (lambda t: t.encode_words([["fine"], "words"]), "sequences[1]"),
+        (lambda t: t.encode(["fine", 3]), "text.1"),
+        (lambda t: t.encode_words([["fine"], "words"]), "sequences.1"),
     ],
     ids=["a bare string", "an empty list", "a number", "a string for a word list"],
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -26,8 +28,9 @@ def hashed_vector(token: str, dim: int, seed: int) -> Tensor:
     """A standard-normal float64 vector of length `dim` that depends on (token, dim, seed) only."""
     pairs = (dim + 1) // 2
     digest = hashlib.shake_256(f"{seed}\x00{dim}\x00{token}".encode()).digest(8 * pairs)
-    words = torch.frombuffer(bytearray(digest), dtype=torch.int32).to(torch.int64) & 0xFFFFFFFF
-    uniform = (words.to(torch.float64) + 0.5) * _UNIT  # (2·pairs,) strictly inside (0, 1)
+    # read as little-endian uint32 explicitly, so that big-endian machines draw the same vector
+    words = torch.tensor(struct.unpack(f"<{2 * pairs}I", digest), dtype=torch.float64)
+    uniform = (words + 0.5) * _UNIT  # (2·pairs,) strictly inside (0, 1)
     radius = torch.sqrt(-2.0 * torch.log(uniform[0::2]))
     angle = 2.0 * math.pi * uniform[1::2]
     normal = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
@@ -50,6 +53,7 @@ class TokenEmbedding(nn.Module):
         self.ids = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.ids.weight, generator=generator)
         self._string_cache: OrderedDict[str, Tensor] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def vocab_size(self) -> int:
@@ -88,12 +92,15 @@ class TokenEmbedding(nn.Module):
         return weight[torch.tensor(ids, device=weight.device)].cpu()
 
     def _string_vector(self, token: str) -> Tensor:
-        cached = self._string_cache.get(token)
-        if cached is not None:
-            self._string_cache.move_to_end(token)
-            return cached
+        # one model serves the service's worker threads at once: the LRU's moves need a lock
+        with self._cache_lock:
+            cached = self._string_cache.get(token)
+            if cached is not None:
+                self._string_cache.move_to_end(token)
+                return cached
         vector = hashed_vector(token, self.d_model, self.seed)
-        self._string_cache[token] = vector
-        if len(self._string_cache) > self.cache_size:
-            self._string_cache.popitem(last=False)
+        with self._cache_lock:
+            self._string_cache[token] = vector
+            if len(self._string_cache) > self.cache_size:
+                self._string_cache.popitem(last=False)
         return vector

@@ -9,6 +9,8 @@ from typing import Any
 
 from playwright.sync_api import Page
 
+from attention import STEPS
+
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEFAULT_TEXT = "The man who passes the sentence should swing the sword"
@@ -22,21 +24,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "causal": False,
 }
 HEAD_CARDS = "#heatmaps figure[data-kind=head]"
-STEP_ORDER = [
-    "token_embeddings",
-    "positional",
-    "inputs",
-    "q",
-    "k",
-    "v",
-    "scores",
-    "scaled_scores",
-    "masked_scores",
-    "attention",
-    "head_outputs",
-    "concat",
-    "output",
-]
+STEP_ORDER = list(STEPS)  # the page walks the pipeline in the library's order
 
 
 def request_body(text: str = DEFAULT_TEXT, **config: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -17,10 +18,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__
+from app import __version__, auth, metrics
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit
-from app.routes import attention, health
+from app.routes import attention, health, models
+from app.routes import metrics as metrics_route
 from app.schemas import AttentionRequest
 from app.service import Service, torch_threads
 from app.settings import Settings, get_settings
@@ -42,10 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = Service.from_settings(settings)
+    app.state.service.admission.on_finished = metrics.observe_timing
     install_error_handlers(app)
     app.include_router(attention.router)
     app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(metrics_route.router)
     mount_explorer(app)
+    # middleware, innermost first: body limit, API keys, CORS (answers preflights), metrics
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    auth.install(app, settings.api_keys)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -53,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.RequestMetrics, templates=lambda: metrics.route_templates(app))
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 
@@ -63,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.service
     torch.set_num_threads(torch_threads(service.settings))
     restore = drain_on_sigterm(service)
+    await asyncio.to_thread(service.pretrained.preload)  # ready only once the model is loaded
     service.started = True
     try:
         yield
@@ -70,23 +79,37 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.draining = True
         restore()
         service.admission.shutdown()
+        metrics.process_exited()
 
 
 def drain_on_sigterm(service: Service) -> Callable[[], None]:
     """Readiness turns 503 the moment SIGTERM arrives; the server's own handler then drains.
 
-    The server installs its handler before the lifespan starts, so this one wraps it.
+    The server installs its handler before the lifespan starts, so this one wraps it. uvicorn
+    closes its listener within 0.1 s of its handler, so a load balancer that routes by readiness
+    would never see the 503: with `drain_delay_s` the server's handler is called that much
+    later, the server accepting and answering (readiness 503) meanwhile. A second SIGTERM
+    stops at once.
     """
     try:
         previous = signal.getsignal(signal.SIGTERM)
     except ValueError:  # not the main thread (an embedded server): nothing to wrap
         return lambda: None
+    loop = asyncio.get_running_loop()
+    delay = service.settings.drain_delay_s
 
     def handle(signum: int, frame: FrameType | None) -> None:
+        first = not service.draining
         service.draining = True
+        if not callable(previous):
+            return
+        if first and delay > 0:
+            logger.info("SIGTERM: draining, readiness is now 503; stopping in %g s", delay)
+            # from a signal handler: wake the loop, which then schedules the call
+            loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, None)
+            return
         logger.info("SIGTERM: draining, readiness is now 503")
-        if callable(previous):
-            previous(signum, frame)
+        previous(signum, frame)
 
     try:
         signal.signal(signal.SIGTERM, handle)
@@ -120,6 +143,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(request_schema.pop("$defs", {}))
     components["AttentionRequest"] = request_schema
+    auth.document(schema, app.state.service.settings.api_keys)
     app.openapi_schema = schema
     return schema
 

@@ -31,13 +31,14 @@ class BodySizeLimit:
             await self._reject(send, f"the body is {declared:,} bytes")
             return
         received = 0
-        started = False
+        started = ended = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, ended
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -51,7 +52,8 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _drain(receive)
+                if not ended:  # past the body's last part, receive() would wait for a disconnect
+                    await _drain(receive)
                 await self._reject(send, f"the body passed {self.max_bytes:,} bytes")
 
     async def _reject(self, send: Send, what: str) -> None:

@@ -20,21 +20,34 @@ class Settings(BaseSettings):
     # serving
     host: str = Field("127.0.0.1", description="Address the server binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port the server listens on")
-    workers: int = Field(1, ge=1, le=64, description="Server worker processes")
+    workers: int = Field(
+        2, ge=1, le=64, description="Server worker processes (2 measured best on 2 cores: "
+        "docs/performance.md)",
+    )  # fmt: skip
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Server log level"
     )
     graceful_shutdown_s: float = Field(
         10.0, gt=0, description="Seconds in-flight requests get to finish after SIGTERM"
     )
+    drain_delay_s: float = Field(
+        0.0, ge=0, description="Seconds after SIGTERM during which the server still accepts "
+        "requests while /readyz answers 503, for load balancers that route by readiness; "
+        "part of graceful_shutdown_s",
+    )  # fmt: skip
 
     # compute
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'")
     torch_threads: int = Field(
-        0, ge=0, le=256, description="torch intra-op threads per worker; 0 = one per core"
+        0, ge=0, le=256, description="torch intra-op threads per computation; 0 = the cores "
+        "shared by all computations (workers × max_concurrency), at least 1",
+    )  # fmt: skip
+    max_concurrency: int = Field(
+        2, ge=1, le=256, description="Computations run at once, per worker"
     )
-    max_concurrency: int = Field(2, ge=1, le=256, description="Computations run at once")
-    max_queue: int = Field(32, ge=0, le=10_000, description="Requests that may wait for a slot")
+    max_queue: int = Field(
+        32, ge=0, le=10_000, description="Requests that may wait for a slot, per worker"
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of one computation (504)")
     module_cache_size: int = Field(64, ge=1, le=10_000, description="Modules kept, by config+seed")
 

@@ -1,0 +1,1 @@
+"""Benchmarks and the load script: `python -m benchmarks.run`, `python -m benchmarks.load`."""

@@ -7,9 +7,12 @@ import shutil
 import signal
 import sys
 import tempfile
+from copy import deepcopy
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from app.settings import Settings, get_settings
 
@@ -33,10 +36,19 @@ def main() -> None:
             timeout_graceful_shutdown=drain_timeout_s(settings),
             server_header=False,
             proxy_headers=True,
+            log_config=logging_config(),
         )
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def logging_config() -> dict[str, Any]:
+    """uvicorn's own logging, plus the service's "app" logger (draining, model loading) on the
+    same handler: without a handler its info lines would never reach the server's log."""
+    config: dict[str, Any] = deepcopy(LOGGING_CONFIG)
+    config["loggers"]["app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def shared_metrics_dir(workers: int) -> str | None:

@@ -9,7 +9,7 @@ import torch
 from fastapi import Request
 
 from app.pretrained import RANDOM_MODEL, PretrainedRegistry
-from app.runtime import Admission, ModuleCache
+from app.runtime import Admission, ModuleCache, keep_freed_memory
 from app.settings import Settings
 from attention import resolve_device
 
@@ -26,6 +26,7 @@ class Service:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
+        keep_freed_memory()  # once per process, before the worker threads make their arenas
         device = resolve_device(settings.device)
         return cls(
             settings=settings,
@@ -46,15 +47,20 @@ class Service:
 
 
 def torch_threads(settings: Settings) -> int:
-    """Intra-op threads per computation: the setting, or the cores shared by the concurrent ones."""
+    """Intra-op threads per computation: the setting, or the cores shared by all the concurrent
+    ones, of every worker. More threads than cores makes OpenMP's workers spin against each
+    other: on 2 cores, 2 threads per computation served no faster than 1 (docs/performance.md).
+    """
     if settings.torch_threads:
         return settings.torch_threads
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
-    return max(1, cores // settings.max_concurrency)
+    return max(1, cores // (settings.max_concurrency * settings.workers))
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
+    """A coroutine on purpose: FastAPI runs a plain-def dependency in its thread pool, a thread
+    hop per request, while this is one attribute look-up."""
     service: Service = request.app.state.service
     return service

@@ -31,9 +31,21 @@ def expand_kv_heads(x: Tensor, num_heads: int) -> Tensor:
     return x if group == 1 else x.repeat_interleave(group, dim=1)
 
 
+def head_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b per head: (B, H, m, k) × (B, H, k, n) -> (B, H, m, n), as one batched product.
+
+    The same products as `a @ b`, without matmul's broadcasting (expand, reshape): on small
+    inputs that bookkeeping costs as much as the arithmetic.
+    """
+    batch, heads, rows, _ = a.shape
+    columns = b.shape[-1]
+    flat = torch.bmm(a.reshape(batch * heads, rows, -1), b.reshape(batch * heads, -1, columns))
+    return flat.view(batch, heads, rows, columns)
+
+
 def attention_scores(q: Tensor, k: Tensor) -> Tensor:
     """Q×Kᵀ per head: (B, H, L, d) × (B, H_kv, S, d) -> (B, H, L, S)."""
-    return q @ expand_kv_heads(k, q.shape[1]).transpose(-2, -1)
+    return head_matmul(q, expand_kv_heads(k, q.shape[1]).transpose(-2, -1))
 
 
 def scale_scores(scores: Tensor, scale: float) -> Tensor:
@@ -87,7 +99,7 @@ def masked_softmax(masked_scores: Tensor) -> Softmax:
 
 def weighted_sum(weights: Tensor, v: Tensor) -> Tensor:
     """Each head's weighted sum of values: (B, H, L, S) × (B, H_kv, S, d) -> (B, H, L, d)."""
-    return weights @ expand_kv_heads(v, weights.shape[1])
+    return head_matmul(weights, expand_kv_heads(v, weights.shape[1]))
 
 
 class Attention(NamedTuple):

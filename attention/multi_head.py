@@ -49,6 +49,10 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, config: AttentionConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
+        # causal, window or ALiBi: a bias on the scores even when no mask is given
+        self._biases_scores = (
+            config.causal or config.window is not None or config.positional_encoding == "alibi"
+        )
         self._register_projections(config)
         self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
         self.reset_parameters(generator)
@@ -117,7 +121,7 @@ class MultiHeadAttention(nn.Module):
 
     def _split_last(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         sizes = [self.config.d_model, self.config.kv_dim, self.config.kv_dim]
-        q, k, v = torch.split(packed, sizes, dim=-1)
+        q, k, v = packed.split_with_sizes(sizes, dim=-1)  # torch.split, minus its Python layer
         return q, k, v
 
     def append_extra_keys(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -146,6 +150,8 @@ class MultiHeadAttention(nn.Module):
     ) -> Tensor | None:
         """One additive bias (B|1, H|1, L, S + extra keys), -inf where a key may not be seen."""
         config, device, dtype = self.config, like.device, like.dtype
+        if key_padding_mask is None and attn_mask is None and not self._biases_scores:
+            return None
         blocked = self._structural_mask(length, source_length, device)
         bias = None if blocked is None else AF.mask_to_bias(blocked, dtype)
         if attn_mask is not None:
@@ -259,16 +265,15 @@ class MultiHeadAttention(nn.Module):
         heads = AF.weighted_sum(dropped, v)  # (B, H, L, d)
         concat = AF.merge_heads(heads)  # (B, L, H·d)
         output = F.linear(concat, self.out_proj.weight, self.out_proj.bias)  # (B, L, E)
+        if not keep_trace:
+            return AttentionOutput(output=output, weights=weights, fully_masked=fully_masked)
         steps = {
             "q": q, "k": k, "v": v, "scores": scores, "scaled_scores": scaled,
             "masked_scores": masked, "attention": weights, "head_outputs": heads,
             "concat": concat, "output": output,
         }  # fmt: skip
         return AttentionOutput(
-            output=output,
-            weights=weights,
-            fully_masked=fully_masked,
-            trace=steps if keep_trace else {},
+            output=output, weights=weights, fully_masked=fully_masked, trace=steps
         )
 
     # -- input checks: every message names the input and both shapes ------------------------

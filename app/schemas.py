@@ -11,6 +11,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -153,10 +155,10 @@ class AttentionRequest(Strict):
     value_embeddings: list[Matrix] | None = Field(
         None, description="Cross-attention: B × S × vdim value vectors; null = key_embeddings"
     )
-    key_padding_mask: list[list[bool]] | None = Field(
+    key_padding_mask: list[list[StrictBool]] | None = Field(
         None, description="B × S, true = the key may not be attended to (PyTorch polarity)"
     )
-    attn_mask: list[list[bool]] | list[list[float]] | None = Field(
+    attn_mask: list[list[StrictBool]] | list[list[StrictFloat]] | None = Field(
         None, description="L × S (longest query and key lengths): booleans (true = blocked) or "
         "floats added to the scaled scores",
     )  # fmt: skip
@@ -205,7 +207,10 @@ class HeadMetrics(BaseModel):
     mean_distance: Numbers = Field(
         description="Per head: mean |query - key| position distance, weighted by attention"
     )
-    top_key: Numbers = Field(description="H × L (Nl × H × L): the key each query attends to most")
+    top_key: Numbers = Field(
+        description="H × L (Nl × H × L): the key each query attends to most; -1 for a query "
+        "that could attend to no key",
+    )  # fmt: skip
 
 
 class SequenceResult(BaseModel):

@@ -11,7 +11,7 @@ from torch import Tensor
 class HeadMetrics(NamedTuple):
     entropy: Tensor  # (H,) mean over queries of -Σ w log w, in nats
     mean_distance: Tensor  # (H,) mean over queries of Σ_j w_ij |i - j| over the sequence's keys
-    top_key: Tensor  # (H, L) the key index each query attends to most
+    top_key: Tensor  # (H, L) the key index each query attends to most; -1 if it sees no key
 
 
 def head_metrics(weights: Tensor, num_positioned_keys: int, fully_masked: Tensor) -> HeadMetrics:
@@ -30,7 +30,7 @@ def head_metrics(weights: Tensor, num_positioned_keys: int, fully_masked: Tensor
     return HeadMetrics(
         entropy=_masked_mean(entropy, visible),
         mean_distance=_masked_mean(travelled, visible),
-        top_key=weights.argmax(dim=-1),
+        top_key=weights.argmax(dim=-1).masked_fill(fully_masked, -1),
     )
 
 

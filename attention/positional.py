@@ -3,6 +3,7 @@ and the kinds that act inside attention (RoPE rotates q and k, ALiBi biases the 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -71,6 +72,19 @@ def rope_angles(length: int, head_dim: int, base: float, device: torch.device) -
     return positions[:, None] * inverse_frequencies[None, :]
 
 
+@functools.lru_cache(maxsize=32)
+def rope_tables(
+    length: int, head_dim: int, base: float, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """cos and sin of the angles, each (L, head_dim) with the half-angles repeated: computed once
+    per size, device and dtype, not once per request."""
+    with torch.inference_mode(False):  # ordinary tensors: usable inside and outside that mode
+        angles = rope_angles(length, head_dim, base, device)
+        cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(dtype)
+        sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(dtype)
+    return cos, sin
+
+
 def apply_rope(x: Tensor, base: float, offset: int = 0) -> Tensor:
     """Rotate (B, H, L, d) by position, pairing dimension i with i + d/2 (the GPT-NeoX layout).
 
@@ -78,9 +92,10 @@ def apply_rope(x: Tensor, base: float, offset: int = 0) -> Tensor:
     `offset` shifts every position, which is how the tests check that.
     """
     length, head_dim = x.shape[-2], x.shape[-1]
-    angles = rope_angles(offset + length, head_dim, base, x.device)[offset:]
-    cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(x.dtype)  # (L, d)
-    sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(x.dtype)
+    needed = offset + length
+    capacity = max(64, 1 << (needed - 1).bit_length())  # few table sizes, so few cache entries
+    cos, sin = rope_tables(capacity, head_dim, base, x.device, x.dtype)
+    cos, sin = cos[offset:needed], sin[offset:needed]  # (L, d)
     first, second = x.chunk(2, dim=-1)
     rotated_half = torch.cat([-second, first], dim=-1)
     return x * cos + rotated_half * sin

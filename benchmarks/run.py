@@ -200,7 +200,7 @@ def measure_server(
     """Per case: its in-process time (filled into `inprocess`), then the server under load."""
     started = idle = rss_bytes(server.process.pid)
     print(f"\nServer {server.base_url} (pid {server.process.pid}), RSS {started / 1e6:.1f} MB")
-    url = (server.host, server.port, "/attention")
+    url = ("127.0.0.1", server.port, "/attention")
     rows, memory = [], None
     for case in cases:
         inprocess[case.name] = measure_inprocess(case, service, args)

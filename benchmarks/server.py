@@ -3,90 +3,27 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from app.settings import Settings
+from tests.support.server import RunningServer, launch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVER_COMMAND = ("python", "-m", "app")  # `make serve`: $(BIN)/python -m app
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    host: str
-    port: int
-    log_path: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+Server = RunningServer
 
 
 @contextmanager
-def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[Server]:
-    """`python -m app` (the venv's python, as `make serve`) on a free loopback port."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "ATTENTION_HOST": "127.0.0.1",
-        "ATTENTION_PORT": str(port),
-        **env,
-    }
-    log_path = log_dir / f"bench-server-{port}.log"
-    command = [sys.executable, *SERVER_COMMAND[1:]]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = Server(process, "127.0.0.1", port, log_path)
+def running_server(env: Mapping[str, str], log_dir: Path) -> Iterator[RunningServer]:
+    """`python -m app` on a free loopback port, started by the tests' own launcher, with the
+    workers that the environment asks for (the launcher's default of one is for the tests)."""
+    workers = os.environ.get("ATTENTION_WORKERS", str(Settings.model_fields["workers"].default))
+    server = launch({"ATTENTION_WORKERS": workers, **env}, log_dir)
     try:
-        wait_ready(server)
         yield server
     finally:
-        server.stop()
-
-
-def wait_ready(server: Server, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"the server exited before it was ready:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.base_url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server was not ready within {timeout:g} s:\n{server.log()}")
+        server.stop(timeout=30)
 
 
 # -- resident memory --------------------------------------------------------------------------

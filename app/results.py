@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.compute import EXTRA_KEY_LABELS, Labels
+from app.labels import EXTRA_KEY_LABELS, Labels
 from app.schemas import OutputOptions
 from attention import AttentionConfig, AttentionOutput
 from attention.metrics import head_metrics

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.compute import library_config, request_labels, run_model
+from app.compute import library_config, run_model
 from app.encoding import JSON, MSGPACK, encode, negotiate
+from app.labels import request_labels
 from app.results import cut_results
 from app.routes.attention import parse_request, prepare_random
 from app.runtime import Timing

@@ -12,9 +12,10 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app import __version__
-from app.compute import explicit_layer, library_config, request_labels, request_shape, run_model
+from app.compute import explicit_layer, library_config, run_model
 from app.encoding import JSON, MSGPACK, encode, negotiate
 from app.errors import InvalidRequest, UnsupportedMedia
+from app.labels import request_labels, request_shape
 from app.limits import check_limits
 from app.pretrained import RANDOM_MODEL
 from app.pretrained_compute import (

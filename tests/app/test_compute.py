@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 import torch
 
-from app.compute import needs_weights, padded_vectors, request_labels
+from app.compute import needs_weights, padded_vectors
+from app.labels import request_labels
 from app.schemas import AttentionRequest
 from attention import ShapeError
 

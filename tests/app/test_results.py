@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.compute import Labels
+from app.labels import Labels
 from app.results import cut_results, cut_step, key_columns
 from app.schemas import OutputOptions
 from attention import STEPS, AttentionConfig, AttentionOutput

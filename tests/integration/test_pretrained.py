@@ -23,6 +23,7 @@ from app.encoding import decode_msgpack_arrays
 from attention.bert import bundled_model_path
 from tests.integration.api import Array, array, attend, error_detail, only_result, validation_error
 from tests.integration.conftest import client_for
+from tests.support.huggingface import hub_offline, reference_bert
 from tests.support.server import RunningServer, launch
 
 pytestmark = [
@@ -67,18 +68,13 @@ def folder() -> Path:
 @pytest.fixture(scope="module")
 def offline() -> Iterator[None]:
     """The hub stays off for the whole module: nothing may be downloaded."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with hub_offline():
         yield
 
 
 @pytest.fixture(scope="module")
 def reference(folder: Path, offline: None) -> Any:
-    """transformers' BertModel with the plain (eager) attention, so that it returns weights."""
-    from transformers import BertModel
-
-    return BertModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    return reference_bert(folder)
 
 
 @pytest.fixture(scope="module")

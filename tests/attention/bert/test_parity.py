@@ -20,6 +20,7 @@ from tests.attention.bert.conftest import (
     requires_bundled_model,
     requires_model_libraries,
 )
+from tests.support.huggingface import hub_offline, reference_bert
 
 pytestmark = [
     requires_bundled_model,
@@ -43,18 +44,13 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def offline() -> Iterator[None]:
     """The hub stays off for the whole module: nothing may be downloaded."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with hub_offline():
         yield
 
 
 @pytest.fixture(scope="module")
 def reference(bert: LoadedBert, offline: None) -> Any:
-    from transformers import BertModel as HuggingFaceBert
-
-    model = HuggingFaceBert.from_pretrained(str(bert.path), attn_implementation="eager")
-    return model.eval()
+    return reference_bert(bert.path)
 
 
 @pytest.fixture(scope="module")

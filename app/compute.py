@@ -20,6 +20,7 @@ from attention import (
     AttentionConfig,
     AttentionModel,
     AttentionOutput,
+    InputError,
     MultiHeadAttention,
     ShapeError,
     load_pytorch_state_dict,
@@ -56,7 +57,7 @@ def build_batch(request: AttentionRequest, labels: Labels, model: AttentionModel
     keys = values = None
     if request.key_sequences is not None:
         _require_token_keys_fit(model.config)
-        keys = model.embed_tokens(labels.keys)
+        keys = model.embed_tokens(labels.keys, "key_sequences")
     elif request.key_embeddings is not None:
         keys = padded_vectors(request.key_embeddings, "key_embeddings", model.config.key_dim, dtype)
         if request.value_embeddings is not None:
@@ -81,7 +82,7 @@ def padded_vectors(
     longest = max(len(sequence) for sequence in rows)
     out = torch.zeros(len(rows), longest, width, dtype=dtype)
     for row, sequence in enumerate(rows):
-        array = _dense(sequence, f"{field}.{row}")
+        array = _dense(sequence, f"{field}.{row}", fits=dtype)
         if array.ndim != 2 or array.shape[1] != width:
             raise ShapeError(
                 f"{field}[{row}] has shape {array.shape}; expected ({len(sequence)}, {width}) "
@@ -92,15 +93,55 @@ def padded_vectors(
     return out
 
 
-def _dense(value: Any, field: str, dtype: type = np.float64) -> np.ndarray[Any, Any]:
+def _dense(
+    value: Any, field: str, dtype: type = np.float64, fits: torch.dtype | None = None
+) -> np.ndarray[Any, Any]:
+    """`value` as an array; with `fits`, every number must be finite in that dtype."""
     try:
-        return np.asarray(value, dtype=dtype)
+        array: np.ndarray[Any, Any] = np.asarray(value, dtype=dtype)
+    except OverflowError:
+        raise InputError(
+            f"{field} holds a number too large for float64", field=_first_huge(value, field)
+        ) from None
     except (ValueError, TypeError):
         raise ShapeError(
             f"{field} is not an array of numbers: every row must have the same length and "
             "hold numbers only",
             field=field,
         ) from None
+    if fits is not None and array.dtype.kind == "f" and array.size:
+        _require_fits(array, field, fits)
+    return array
+
+
+def _require_fits(array: np.ndarray[Any, Any], field: str, dtype: torch.dtype) -> None:
+    """A number past the dtype's range would become ±inf and every result null: refuse it."""
+    largest = torch.finfo(dtype).max
+    magnitudes = np.abs(array)
+    if magnitudes.max() <= largest:
+        return
+    index = np.unravel_index(int(np.argmax(magnitudes > largest)), array.shape)
+    where = ".".join([field, *(str(int(i)) for i in index)])
+    raise InputError(
+        f"{where} is {array[index]:g}, which does not fit {str(dtype).removeprefix('torch.')} "
+        f"(largest {largest:g}); the computation would give infinities",
+        field=where,
+    )
+
+
+def _first_huge(value: Any, field: str) -> str:
+    """The path of the first integer too large for a float, for the error's location."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return field
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            try:
+                float(np.asarray(item, dtype=np.float64).sum())
+            except OverflowError:
+                return _first_huge(item, f"{field}.{index}")
+            except (ValueError, TypeError):
+                continue
+    return field
 
 
 def _require_token_keys_fit(config: AttentionConfig) -> None:
@@ -166,7 +207,7 @@ def _attn_mask(
         return None
     rows = request.attn_mask
     is_bool = all(isinstance(value, bool) for row in rows for value in row)
-    array = _dense(rows, "attn_mask", bool if is_bool else np.float64)
+    array = _dense(rows, "attn_mask", bool if is_bool else np.float64, fits=dtype)
     expected = (max(labels.query_lengths), max(labels.key_lengths))
     if array.shape != expected:
         # checked here: the library would also offer its (B·H, L, S) layout, which JSON can't send
@@ -223,7 +264,9 @@ def explicit_layer(request: AttentionRequest, model: AttentionModel) -> MultiHea
         return None
     reference = model.tokens.ids.weight
     tensors = {
-        name: torch.from_numpy(_dense(value, f"parameters.{name}")).to(reference.dtype)
+        name: torch.from_numpy(_dense(value, f"parameters.{name}", fits=reference.dtype)).to(
+            reference.dtype
+        )
         for name, value in request.parameters.items()
     }
     with torch.inference_mode(False):

@@ -1,20 +1,35 @@
-"""Size checks that run before any tensor is allocated: past a limit the answer is 413.
+"""Size checks and cost estimates that run before any tensor is allocated.
 
-The work estimate counts attention-sized elements, B·H·L·S, once for the computation and once
-more for every H×L×S matrix the response carries (per-head weights, scores, ...), because
-turning those into JSON costs far more than computing them.
+Every request's cost is estimated in bytes from its sizes alone (docs/reliability.md, the memory
+model): the peak memory of its computation (tensors computed and kept, the copies cut for the
+answer, the encoded answer, a module not yet built) and the size of its answer in the chosen
+encoding. Past `max_request_bytes` or `max_response_bytes` the answer is 413, before any work;
+the memory budget of the worker (app.runtime.MemoryBudget) then holds the estimate while the
+computation runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.encoding import MSGPACK
 from app.errors import TooLarge
 from app.schemas import AttentionRequest
 from app.settings import Settings
+from attention import AttentionConfig, Dims
+from attention.cost import (
+    forward_elements,
+    layer_parameter_count,
+    parameter_count,
+    returned_elements,
+)
 
-ATTENTION_SIZED_STEPS = frozenset({"scores", "scaled_scores", "masked_scores", "attention"})
-BYTES_PER_JSON_NUMBER = 10  # "-0.123456," and the like, measured on float32 responses
+ITEM_BYTES = {"float32": 4, "float64": 8}
+# the longest JSON number orjson writes, with its comma: "-1.2345678e-05," and the float64 kind
+JSON_NUMBER_BYTES = {"float32": 15, "float64": 25}
+ROUNDED_NUMBER_EXTRA = 8  # "-", "0.", the comma and a few integer digits around the decimals
+LABEL_OVERHEAD_BYTES = 4  # quotes and comma around a token label
 
 
 @dataclass(frozen=True)
@@ -22,6 +37,20 @@ class Shape:
     batch: int
     query_length: int  # longest query sequence
     key_length: int  # longest key sequence, with bias_k and the zero key
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a request costs, in bytes, known before it runs."""
+
+    peak_bytes: int  # the most memory it holds at once
+    response_bytes: int  # the encoded answer
+
+    def describe(self) -> str:
+        return (
+            f"peak memory ≈ {self.peak_bytes / 2**20:,.1f} MiB, answer ≈ "
+            f"{self.response_bytes / 2**20:,.1f} MiB"
+        )
 
 
 def check_limits(request: AttentionRequest, shape: Shape, settings: Settings) -> None:
@@ -34,35 +63,111 @@ def check_limits(request: AttentionRequest, shape: Shape, settings: Settings) ->
         if value is not None:
             at_most(f"config.{name}", value, settings.max_d_model, "max_d_model")
     at_most("config.num_heads", config.num_heads, settings.max_heads, "max_heads")
-    _check_work(request, shape, settings)
 
 
-def work_estimate(request: AttentionRequest, shape: Shape) -> int:
-    """Elements the request makes the service compute and return, in attention-sized units."""
-    config, output = request.config, request.output
-    per_head = shape.batch * config.num_heads * shape.query_length * shape.key_length
-    returned = float(len(ATTENTION_SIZED_STEPS.intersection(output.step_names())))
-    returned += {"per_head": 1.0, "average": 1.0 / config.num_heads, "none": 0.0}[output.attention]
-    width = max(config.d_model, config.kdim or 0, config.vdim or 0)
-    module = 4 * width * width + config.vocab_size * config.d_model
-    if config.positional_encoding == "learned":
-        module += config.max_positions * config.d_model
-    return int(per_head * (1 + returned)) + module
+def check_text(request: AttentionRequest, settings: Settings) -> None:
+    """`text` is counted before it is tokenized, string tokens before they are hashed."""
+    if request.text is not None:
+        texts = [request.text] if isinstance(request.text, str) else request.text
+        characters = sum(len(text) for text in texts)
+        at_most("text", characters, settings.max_text_chars, "max_text_chars", unit="characters")
+    for field in ("sequences", "key_sequences"):
+        _check_token_lengths(field, getattr(request, field), settings.max_token_chars)
 
 
-def _check_work(request: AttentionRequest, shape: Shape, settings: Settings) -> None:
-    estimate = work_estimate(request, shape)
-    if estimate > settings.max_work:
-        megabytes = estimate * BYTES_PER_JSON_NUMBER / 1e6
+def _check_token_lengths(field: str, sequences: Iterable[list[str] | list[int]] | None,
+                         limit: int) -> None:  # fmt: skip
+    for row, sequence in enumerate(sequences or ()):
+        for position, token in enumerate(sequence):
+            if isinstance(token, str) and len(token) > limit:
+                raise TooLarge(
+                    f"{field}.{row}.{position} is a token of {len(token):,} characters, over "
+                    f"the limit max_token_chars={limit:,}"
+                )
+
+
+def random_dims(shape: Shape, config: AttentionConfig) -> Dims:
+    return Dims(
+        batch=shape.batch,
+        queries=shape.query_length,
+        keys=shape.key_length,
+        d_model=config.d_model,
+        heads=config.num_heads,
+        kv_width=config.kv_dim,
+    )
+
+
+def random_estimate(
+    request: AttentionRequest,
+    shape: Shape,
+    config: AttentionConfig,
+    media_type: str,
+    *,
+    module_cached: bool,
+) -> Estimate:
+    """The random model's request: its one layer's pass, the answer, a module still to build."""
+    dims = random_dims(shape, config)
+    output = request.output
+    steps = output.step_names()
+    weights = output.attention != "none" or output.metrics
+    computed = forward_elements(config, dims, traced=bool(steps), weights=weights)
+    returned = returned_elements(dims, steps, output.attention)
+    built = 0 if module_cached else parameter_count(config)
+    if request.parameters is not None:
+        built += 2 * layer_parameter_count(config)  # the parsed numbers and the layer
+    item = ITEM_BYTES[request.config.dtype]
+    labels = _label_bytes(request)
+    answer = returned * number_bytes(media_type, request.config.dtype, output.precision) + labels
+    peak = (computed + returned + built) * item + 2 * answer
+    return Estimate(peak_bytes=peak, response_bytes=answer)
+
+
+def number_bytes(media_type: str, dtype: str, precision: int | None) -> int:
+    """The most bytes one number of an answer takes in the encoding."""
+    if media_type == MSGPACK:
+        return ITEM_BYTES[dtype]
+    widest = JSON_NUMBER_BYTES[dtype]
+    return widest if precision is None else min(widest, precision + ROUNDED_NUMBER_EXTRA)
+
+
+def _label_bytes(request: AttentionRequest) -> int:
+    """Token labels are echoed twice (tokens and key_tokens)."""
+    characters = 0
+    for sequences in (request.sequences, request.key_sequences):
+        for sequence in sequences or ():
+            characters += sum(len(str(token)) + LABEL_OVERHEAD_BYTES for token in sequence)
+    if request.text is not None:
+        texts = [request.text] if isinstance(request.text, str) else request.text
+        # at most one token a character
+        characters += sum(len(text) * (1 + LABEL_OVERHEAD_BYTES) for text in texts)
+    return 2 * characters
+
+
+def check_estimate(estimate: Estimate, settings: Settings, advice: str) -> None:
+    """413 past either limit, naming the estimate, the limit and what to ask for instead."""
+    for what, value, limit, setting in (
+        ("answer", estimate.response_bytes, settings.max_response_bytes, "max_response_bytes"),
+        ("peak memory", estimate.peak_bytes, settings.max_request_bytes, "max_request_bytes"),
+    ):
+        if value > limit:
+            raise TooLarge(
+                f"the request's {what} is estimated at {value:,} bytes ({estimate.describe()}), "
+                f"over the limit {setting}={limit:,}; {advice}"
+            )
+
+
+def check_module(config: AttentionConfig, dtype: str, settings: Settings) -> None:
+    """A seeded module larger than the whole module cache is never built (413)."""
+    size = parameter_count(config) * ITEM_BYTES[dtype]
+    if size > settings.module_cache_bytes:
         raise TooLarge(
-            f"the request needs about {estimate:,} elements (B={shape.batch} × "
-            f"H={request.config.num_heads} × L={shape.query_length} × S={shape.key_length} "
-            f"per returned matrix, ≈ {megabytes:,.0f} MB of JSON), over the limit max_work="
-            f"{settings.max_work:,}; ask for fewer steps, attention 'average' or 'none', or "
-            "send fewer or shorter sequences"
+            f"the model for this config holds {size:,} bytes (vocab_size × d_model, the "
+            f"projections and any learned positions), over the limit module_cache_bytes="
+            f"{settings.module_cache_bytes:,}; lower config.vocab_size, d_model or max_positions"
         )
 
 
-def at_most(what: str, value: int, limit: int, setting: str) -> None:
+def at_most(what: str, value: int, limit: int, setting: str, unit: str = "") -> None:
     if value > limit:
-        raise TooLarge(f"{what} is {value:,}, over the limit {setting}={limit:,}")
+        suffix = f" {unit}" if unit else ""
+        raise TooLarge(f"{what} is {value:,}{suffix}, over the limit {setting}={limit:,}")

@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.errors import TooLarge
-from app.limits import ATTENTION_SIZED_STEPS, BYTES_PER_JSON_NUMBER, at_most
+from app.limits import ITEM_BYTES, Estimate, at_most, check_estimate, number_bytes
 from app.pretrained import Pretrained
 from app.results import cut_step
 from app.schemas import AttentionRequest
 from app.settings import Settings
-from attention import InputError
+from attention import STEPS, Dims, InputError, step_elements
 from attention.bert import (
+    BertConfig,
     BertOutput,
     TokenizedBatch,
     aggregate_words,
@@ -27,16 +27,15 @@ from attention.bert import (
     sentence_embeddings,
     special_token_shares,
 )
+from attention.cost import forward_elements, returned_elements
 from attention.metrics import head_metrics
 
 UNSUPPORTED_INPUTS = (
     "embeddings", "key_sequences", "key_embeddings", "value_embeddings", "key_padding_mask",
     "attn_mask", "parameters",
 )  # fmt: skip
-TRACED_STEPS = (
-    "inputs", "q", "k", "v", "scores", "scaled_scores", "masked_scores", "attention",
-    "head_outputs", "concat", "output",
-)  # fmt: skip
+# every step from the layer's input on: token embedding and position happen once, before layer 0
+TRACED_STEPS = STEPS[STEPS.index("inputs") :]
 Array = np.ndarray[Any, Any]
 
 
@@ -90,25 +89,62 @@ def tokenize_request(request: AttentionRequest, pretrained: Pretrained) -> Token
 
 
 def check_pretrained_limits(
-    request: AttentionRequest,
-    batch: TokenizedBatch,
-    heads: int,
-    layers: list[int],
-    settings: Settings,
+    request: AttentionRequest, batch: TokenizedBatch, estimate: Estimate, settings: Settings
 ) -> None:
     lengths = batch.lengths
     at_most("batch size", len(lengths), settings.max_batch, "max_batch")
     at_most("tokens per sequence", max(lengths), settings.max_tokens, "max_tokens")
-    returned = len(ATTENTION_SIZED_STEPS.intersection(request.output.step_names()))
-    returned += request.output.attention != "none"
-    per_layer = len(lengths) * heads * max(lengths) ** 2
-    estimate = per_layer * (len(layers) * returned + 1)
-    if estimate > settings.max_work:
-        raise TooLarge(
-            f"the request needs about {estimate:,} elements (≈ "
-            f"{estimate * BYTES_PER_JSON_NUMBER / 1e6:,.0f} MB of JSON), over the limit max_work="
-            f"{settings.max_work:,}; ask for fewer layers or steps"
-        )
+    check_estimate(estimate, settings, "ask for fewer layers or steps, or attention 'none'")
+
+
+def weighted_layers(request: AttentionRequest, layers: list[int], num_layers: int) -> list[int]:
+    """The layers whose attention weights the answer uses: every one for the rollout, the
+    requested ones for weights or metrics, none otherwise (they run on the fused kernel)."""
+    options = request.output
+    if options.analysis:
+        return list(range(num_layers))
+    if options.attention != "none" or options.metrics:
+        return sorted(layers)
+    return []
+
+
+def pretrained_estimate(
+    request: AttentionRequest,
+    batch: TokenizedBatch,
+    config: BertConfig,
+    layers: list[int],
+    media_type: str,
+) -> Estimate:
+    """Every layer's pass and what it keeps: the hidden states, the weights of the layers that
+    are used, the traces of the traced ones; then the answer, cut and encoded."""
+    dims = Dims(
+        batch=len(batch.lengths),
+        queries=max(batch.lengths),
+        keys=max(batch.lengths),
+        d_model=config.hidden_size,
+        heads=config.num_attention_heads,
+        kv_width=config.hidden_size,
+    )
+    options = request.output
+    steps = tuple(step for step in options.step_names() if step in TRACED_STEPS)
+    kept = len(weighted_layers(request, layers, config.num_hidden_layers))
+    matrix, rows = step_elements("attention", dims), step_elements("inputs", dims)
+    feed_forward = 2 * dims.batch * dims.queries * config.intermediate_size
+    one_layer = forward_elements(
+        config.attention_config(), dims, traced=bool(steps), weights=kept > 0
+    )
+    held = (config.num_hidden_layers + 1) * rows + kept * matrix
+    traces = len(layers) * sum(step_elements(step, dims) for step in steps) if steps else 0
+    returned = (
+        len(layers) * returned_elements(dims, steps, options.attention) - (len(layers) - 1) * rows
+    )  # one output, not one per layer
+    if options.analysis:
+        returned += dims.batch * dims.queries**2 + len(layers) * matrix  # rollout, words
+    item = ITEM_BYTES[request.config.dtype]
+    labels = 2 * sum(len(token) + 4 for tokens in batch.tokens for token in tokens)
+    answer = returned * number_bytes(media_type, request.config.dtype, options.precision) + labels
+    peak = (one_layer + feed_forward + held + traces + returned) * item + 2 * answer
+    return Estimate(peak_bytes=peak, response_bytes=answer)
 
 
 def run_pretrained(
@@ -119,11 +155,12 @@ def run_pretrained(
     padded = min(batch.lengths) != max(batch.lengths)
     padding = batch.key_padding_mask if padded else None
     traced = [step for step in request.output.step_names() if step in TRACED_STEPS]
+    weighted = weighted_layers(request, layers, pretrained.info.config.num_hidden_layers)
     output = pretrained.model(
         batch.input_ids,
         key_padding_mask=padding,
         token_type_ids=batch.token_type_ids,
-        output_attentions=True,
+        output_attentions=weighted,
         trace_layers=layers if traced else (),
     )
     pooled = (
@@ -147,14 +184,19 @@ def _sequence_result(
     pooled: Array | None,
 ) -> dict[str, Any]:
     length = batch.lengths[row]
-    every_layer = output.sequence_attentions(row, length)  # (N, H, n, n)
-    chosen = every_layer[layers]  # (Nl, H, n, n)
+    kept = output.attention_layers
+    every_layer = output.sequence_attentions(row, length) if kept else None  # (K, H, n, n)
+    chosen = None if every_layer is None else every_layer[[kept.index(i) for i in layers]]
     tokens = list(batch.tokens[row])
     options = request.output
-    attention = None
-    if options.attention == "per_head":
-        attention = _numpy(chosen)
-    elif options.attention == "average":
+    metrics = analysis = attention = None
+    if chosen is not None and options.metrics:
+        metrics = _layer_metrics(chosen, length)
+    if every_layer is not None and chosen is not None and options.analysis:
+        analysis = _analysis(every_layer, chosen, batch, row)
+    if chosen is not None and options.attention == "per_head":
+        attention = _numpy(chosen)  # (Nl, H, n, n)
+    elif chosen is not None and options.attention == "average":
         attention = _numpy(chosen.mean(dim=1))
     return {
         "tokens": tokens,
@@ -163,8 +205,8 @@ def _sequence_result(
         "attention": attention,
         "layers": layers,
         "steps": {step: _layer_steps(output, step, row, length, layers) for step in traced},
-        "metrics": _layer_metrics(chosen, length) if options.metrics else None,
-        "analysis": _analysis(every_layer, chosen, batch, row) if options.analysis else None,
+        "metrics": metrics,
+        "analysis": analysis,
         "embedding": None if pooled is None else pooled[row],
         "fully_masked_queries": [],
     }

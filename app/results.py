@@ -14,18 +14,11 @@ from torch import Tensor
 
 from app.labels import EXTRA_KEY_LABELS, Labels
 from app.schemas import OutputOptions
-from attention import AttentionConfig, AttentionOutput
+from attention import AttentionConfig, AttentionOutput, checkpoint
 from attention.metrics import head_metrics
+from attention.steps import LAYOUTS
 
 Array = np.ndarray[Any, Any]
-
-# how each step's batched tensor is laid out: which axes are queries and keys
-QUERY_ROWS = frozenset(
-    {"token_embeddings", "positional", "inputs", "concat", "output"}
-)  # (B, L, ·)
-HEAD_QUERY_ROWS = frozenset({"q", "head_outputs"})  # (B, H, L, d)
-HEAD_KEY_ROWS = frozenset({"k", "v"})  # (B, H_kv, S, d)
-HEAD_MATRICES = frozenset({"scores", "scaled_scores", "masked_scores", "attention"})  # (B, H, L, S)
 
 
 def key_columns(length: int, longest: int, extra: int) -> slice | Array:
@@ -53,6 +46,7 @@ def cut_results(
     ]
     results = []
     for row, (queries, keys) in enumerate(zip(labels.queries, labels.keys, strict=True)):
+        checkpoint()
         length = len(queries)
         columns = key_columns(len(keys), longest_key, config.extra_keys)
         own_weights = None if weights is None else weights[row, :, :length][..., columns]
@@ -76,16 +70,15 @@ def cut_results(
 def cut_step(name: str, array: Array, row: int, length: int, columns: slice | Array) -> Array:
     """One sequence's part of a batched step tensor."""
     part: Array
-    if name in QUERY_ROWS:
+    layout = LAYOUTS[name]  # the registry's layouts: attention.steps.LAYOUT_SHAPES
+    if layout == "tokens":
         part = array[row, :length]
-    elif name in HEAD_QUERY_ROWS:
+    elif layout == "head_queries":
         part = array[row, :, :length]
-    elif name in HEAD_KEY_ROWS:
+    elif layout == "head_keys":
         part = array[row][:, columns]
-    elif name in HEAD_MATRICES:
-        part = array[row, :, :length][..., columns]
     else:
-        raise KeyError(name)
+        part = array[row, :, :length][..., columns]
     return part
 
 

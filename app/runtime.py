@@ -2,8 +2,10 @@
 
 The gate admits at most `max_concurrency` computations and lets at most `max_queue` more wait;
 past that a request is refused at once (429) instead of hanging. A computation past its deadline
-answers 504, but its slot is only given back when its thread has really finished, so a burst of
-timeouts can never run more threads than configured.
+answers 504, and stops at its next checkpoint (a step, a layer, a token hashed): its slot is
+given back when its thread has really finished, so a burst of timeouts can never run more threads
+than configured. Each admitted computation holds its estimated bytes in the worker's
+`MemoryBudget`; one that would pass it is refused (503) instead of risking the process.
 
 `keep_freed_memory` tunes glibc's allocator for this workload: see its docstring.
 """
@@ -24,8 +26,10 @@ from typing import TypeVar
 
 import torch
 
-from app.errors import DeadlineExceeded, Overloaded
-from attention import AttentionConfig, AttentionModel
+from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
+from attention import AttentionConfig, AttentionModel, Interrupted, stop_when
+from attention.cost import parameter_count
+from attention.embedding import TokenVectorCache
 
 T = TypeVar("T")
 
@@ -58,11 +62,77 @@ class Timing:
     compute_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Stop:
+    """The stop condition of one computation: its request gave up, or its deadline passed."""
+
+    abandoned: threading.Event
+    deadline: float
+
+    def __call__(self) -> bool:
+        return self.abandoned.is_set() or time.perf_counter() > self.deadline
+
+
+ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough memory")
+
+
+def is_allocation_failure(error: BaseException) -> bool:
+    """MemoryError, torch.OutOfMemoryError, or the CPU allocator's RuntimeError."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(
+        phrase in str(error).lower() for phrase in ALLOCATION_FAILURES
+    )
+
+
+def out_of_memory(retry_after_s: int) -> NotReady:
+    return NotReady(
+        "out of memory: an allocation failed during the computation; the worker is healthy, "
+        "retry later or ask for less",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+class MemoryBudget:
+    """The bytes that computations in flight may hold together, by their estimates."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.reserved = 0
+        self._lock = threading.Lock()  # released from worker threads
+
+    def reserve(self, size: int, retry_after_s: int) -> None:
+        if size > self.limit:
+            raise TooLarge(
+                f"the request's peak memory is estimated at {size:,} bytes, over the limit "
+                f"memory_budget_bytes={self.limit:,} of a worker"
+            )
+        with self._lock:
+            if self.reserved + size > self.limit:
+                raise NotReady(
+                    f"busy: computations in flight hold {self.reserved:,} of the "
+                    f"memory_budget_bytes={self.limit:,} and this one needs {size:,}; retry later",
+                    headers={"Retry-After": str(retry_after_s)},
+                )
+            self.reserved += size
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.reserved -= size
+
+
 class Admission:
     """Bounded concurrency plus a bounded wait queue, for work run in a private thread pool."""
 
-    def __init__(self, max_concurrency: int, max_queue: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        max_concurrency: int,
+        max_queue: int,
+        timeout_s: float,
+        memory: MemoryBudget | None = None,
+    ) -> None:
         self.max_concurrency, self.max_queue, self.timeout_s = max_concurrency, max_queue, timeout_s
+        self.memory = memory or MemoryBudget(2**62)
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="attention")
         self._slots = asyncio.Semaphore(max_concurrency)
         self.running = 0  # threads computing now
@@ -73,7 +143,9 @@ class Admission:
     def retry_after_s(self) -> int:
         return max(1, round(self.timeout_s / 10))
 
-    async def run(self, work: Callable[[], T], timing: Timing | None = None) -> T:
+    async def run(
+        self, work: Callable[[], T], timing: Timing | None = None, memory_bytes: int = 0
+    ) -> T:
         if self.running + self.waiting >= self.max_concurrency + self.max_queue:
             raise Overloaded(
                 f"overloaded: {self.running} computations running and {self.waiting} waiting "
@@ -84,16 +156,26 @@ class Admission:
         started = time.perf_counter()
         deadline = started + self.timeout_s
         await self._acquire(deadline)
+        try:
+            self.memory.reserve(memory_bytes, self.retry_after_s)
+        except BaseException:
+            self._slots.release()
+            raise
         timing.queued_s = time.perf_counter() - started
-        future = self._submit(work, timing)
+        abandoned = threading.Event()
+        future = self._submit(work, timing, Stop(abandoned, deadline), memory_bytes)
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for costs a task and a waiter per call
             async with asyncio.timeout(deadline - time.perf_counter()):
                 return await future
         except TimeoutError:
+            abandoned.set()
             raise DeadlineExceeded(
                 f"the computation ran past its deadline of {self.timeout_s:g} s"
             ) from None
+        except asyncio.CancelledError:  # the client went away
+            abandoned.set()
+            raise
 
     async def _acquire(self, deadline: float) -> None:
         if not self._slots.locked():  # a free slot and nobody before us: no wait, no timer
@@ -110,15 +192,25 @@ class Admission:
         finally:
             self.waiting -= 1
 
-    def _submit(self, work: Callable[[], T], timing: Timing) -> asyncio.Future[T]:
+    def _submit(
+        self, work: Callable[[], T], timing: Timing, stop: Stop, memory_bytes: int
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
 
         def timed() -> T:
             began = time.perf_counter()
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), stop_when(stop):
                     return work()
+            except Interrupted:
+                raise DeadlineExceeded(
+                    f"the computation ran past its deadline of {self.timeout_s:g} s"
+                ) from None
+            except Exception as error:
+                if is_allocation_failure(error):
+                    raise out_of_memory(self.retry_after_s) from None
+                raise
             finally:
                 timing.compute_s = time.perf_counter() - began
 
@@ -127,8 +219,9 @@ class Admission:
 
         def done(finished: Future[T]) -> None:
             # one wake-up of the event loop for both the answer and the freed slot (wrap_future
-            # plus a release callback took two); the slot comes back when the thread is done,
-            # even after the request gave up
+            # plus a release callback took two); the slot and the memory come back when the
+            # thread is done, even after the request gave up
+            self.memory.release(memory_bytes)
             loop.call_soon_threadsafe(self._finish, finished, waiter)
             self.on_finished(timing)
 
@@ -155,14 +248,19 @@ class Admission:
 
 
 class ModuleCache:
-    """The seeded model of each (config, dtype, device), built once; least recently used evicted."""
+    """The seeded model of each (config, dtype, device), built once, bounded in bytes: least
+    recently used evicted. Their string tokens' vectors live in one shared `TokenVectorCache`."""
 
-    def __init__(self, size: int, device: torch.device) -> None:
-        self.size, self.device = size, device
+    def __init__(self, max_bytes: int, device: torch.device, tokens: TokenVectorCache) -> None:
+        self.max_bytes, self.device, self.tokens = max_bytes, device, tokens
+        self.bytes = 0
         self._models: OrderedDict[tuple[AttentionConfig, torch.dtype], AttentionModel] = (
             OrderedDict()
         )
         self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[AttentionConfig, torch.dtype]) -> bool:
+        return key in self._models
 
     def get(self, config: AttentionConfig, dtype: torch.dtype) -> AttentionModel:
         key = (config, dtype)
@@ -172,12 +270,24 @@ class ModuleCache:
                 self._models.move_to_end(key)
                 return model
         with torch.inference_mode(False):  # parameters must be ordinary tensors, not inference ones
-            model = AttentionModel(config).to(device=self.device, dtype=dtype).eval()
-        with self._lock:
-            self._models[key] = model
-            while len(self._models) > self.size:
-                self._models.popitem(last=False)
+            model = AttentionModel(config, self.tokens).to(device=self.device, dtype=dtype).eval()
+        self._keep(key, model)
         return model
+
+    def _keep(self, key: tuple[AttentionConfig, torch.dtype], model: AttentionModel) -> None:
+        size = module_bytes(*key)
+        with self._lock:
+            if key in self._models or size > self.max_bytes:
+                return
+            self._models[key] = model
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                evicted, _ = self._models.popitem(last=False)
+                self.bytes -= module_bytes(*evicted)
 
     def __len__(self) -> int:
         return len(self._models)
+
+
+def module_bytes(config: AttentionConfig, dtype: torch.dtype) -> int:
+    return parameter_count(config) * dtype.itemsize

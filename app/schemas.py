@@ -32,7 +32,15 @@ StepName = Literal[
 ]  # fmt: skip
 assert set(StepName.__args__) == set(STEPS)  # type: ignore[attr-defined]  # kept in step
 
-TokenSequence = list[StrictStr] | list[StrictInt]
+# Bounds every integer of the schema has, far above any setting's limit: the settings refuse a
+# large value with 413 and their names; these only keep absurd numbers (2**64) out of the code
+MAX_WIDTH = 65_536
+MAX_HEADS = 4_096
+MAX_POSITIONS = 1_048_576
+MAX_VOCAB = 16_777_216
+MAX_LAYERS = 1_024
+TokenId = Annotated[StrictInt, Field(le=MAX_VOCAB - 1)]
+TokenSequence = list[StrictStr] | list[TokenId]
 Matrix = list[list[float]]
 Tensor3 = list[list[list[float]]]
 NestedNumbers = Any  # a PyTorch tensor as nested lists; its shape is checked against the module
@@ -45,14 +53,20 @@ class Strict(BaseModel):
 class HeadConfig(Strict):
     """The head configuration; names follow `torch.nn.MultiheadAttention` where it has them."""
 
-    d_model: int = Field(64, ge=1, description="Model width E; each head gets d_model / num_heads")
-    num_heads: int = Field(4, ge=1, description="Query heads H; must divide d_model")
+    d_model: int = Field(
+        64, ge=1, le=MAX_WIDTH, description="Model width E; each head gets d_model / num_heads"
+    )
+    num_heads: int = Field(4, ge=1, le=MAX_HEADS, description="Query heads H; must divide d_model")
     num_kv_heads: int | None = Field(
-        None, ge=1, description="K/V heads for grouped-query attention (1 = multi-query); "
-        "must divide num_heads; null = num_heads",
+        None, ge=1, le=MAX_HEADS, description="K/V heads for grouped-query attention "
+        "(1 = multi-query); must divide num_heads; null = num_heads",
     )  # fmt: skip
-    kdim: int | None = Field(None, ge=1, description="Width of key_embeddings; null = d_model")
-    vdim: int | None = Field(None, ge=1, description="Width of value_embeddings; null = d_model")
+    kdim: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description="Width of key_embeddings; null = d_model"
+    )
+    vdim: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description="Width of value_embeddings; null = d_model"
+    )
     bias: bool = Field(True, description="Biases in the input and output projections")
     add_bias_kv: bool = Field(False, description="Append a learned key and value (bias_k, bias_v)")
     add_zero_attn: bool = Field(False, description="Append an all-zero key and value")
@@ -62,16 +76,21 @@ class HeadConfig(Strict):
     )  # fmt: skip
     causal: bool = Field(False, description="Query i attends to keys 0..i only (top-left aligned)")
     window: int | None = Field(
-        None, ge=1, description="Keys at distance < window from the query; null = all"
-    )
+        None, ge=1, le=MAX_POSITIONS, description="Keys at distance < window from the query; "
+        "null = all",
+    )  # fmt: skip
     scale: float | None = Field(None, gt=0, description="Score scale; null = 1/sqrt(head_dim)")
     dropout: float = Field(
         0.0, ge=0, lt=1, description="Dropout on the weights; the service computes in inference "
         "mode, where dropout is not applied (as in PyTorch's eval())",
     )  # fmt: skip
-    max_positions: int = Field(2048, ge=1, description="Rows of the learned position table")
+    max_positions: int = Field(
+        2048, ge=1, le=MAX_POSITIONS, description="Rows of the learned position table"
+    )
     rope_base: float = Field(10000.0, gt=1, description="RoPE frequency base")
-    vocab_size: int = Field(1024, ge=1, description="Rows of the table integer token ids index")
+    vocab_size: int = Field(
+        1024, ge=1, le=MAX_VOCAB, description="Rows of the table integer token ids index"
+    )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of weights and token embeddings")
     dtype: Literal["float32", "float64"] = Field("float32", description="Computation precision")
 
@@ -173,7 +192,7 @@ class AttentionRequest(Strict):
         "random", description="'random' (seeded weights, shaped by config) or a pretrained model "
         "from GET /models, e.g. 'all-minilm-l6-v2'",
     )  # fmt: skip
-    layers: list[Annotated[StrictInt, Field(ge=0)]] | Literal["all"] = Field(
+    layers: list[Annotated[StrictInt, Field(ge=0, le=MAX_LAYERS - 1)]] | Literal["all"] = Field(
         "all", description="Pretrained models: the layers whose attention and steps to return"
     )
 

@@ -9,9 +9,10 @@ import torch
 from fastapi import Request
 
 from app.pretrained import RANDOM_MODEL, PretrainedRegistry
-from app.runtime import Admission, ModuleCache, keep_freed_memory
+from app.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
 from app.settings import Settings
 from attention import resolve_device
+from attention.embedding import TokenVectorCache
 
 
 @dataclass
@@ -32,9 +33,14 @@ class Service:
             settings=settings,
             device=device,
             admission=Admission(
-                settings.max_concurrency, settings.max_queue, settings.request_timeout_s
+                settings.max_concurrency,
+                settings.max_queue,
+                settings.request_timeout_s,
+                MemoryBudget(settings.memory_budget_bytes),
             ),
-            cache=ModuleCache(settings.module_cache_size, device),
+            cache=ModuleCache(
+                settings.module_cache_bytes, device, TokenVectorCache(settings.token_cache_bytes)
+            ),
             pretrained=PretrainedRegistry.from_setting(settings.model_path, device),
         )
 

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 class Settings(BaseSettings):
@@ -49,7 +50,19 @@ class Settings(BaseSettings):
         32, ge=0, le=10_000, description="Requests that may wait for a slot, per worker"
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of one computation (504)")
-    module_cache_size: int = Field(64, ge=1, le=10_000, description="Modules kept, by config+seed")
+
+    # memory, per worker (docs/reliability.md: the memory model)
+    memory_budget_bytes: int = Field(
+        4 * GiB, ge=16 * MiB, description="Memory all computations in flight may hold together, "
+        "by their estimates; past it a request waits for none and gets 503 with Retry-After",
+    )  # fmt: skip
+    module_cache_bytes: int = Field(
+        512 * MiB, ge=MiB, description="Seeded random-model modules kept (least recently used "
+        "evicted); a module larger than this is refused (413)",
+    )  # fmt: skip
+    token_cache_bytes: int = Field(
+        64 * MiB, ge=0, description="Hashed string-token vectors kept, shared by every module"
+    )
 
     # limits (413 past them)
     max_body_bytes: int = Field(16 * MiB, ge=1024, description="Largest request body")
@@ -57,10 +70,19 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, description="Sequences per request")
     max_d_model: int = Field(2048, ge=1, description="Largest d_model (and kdim, vdim)")
     max_heads: int = Field(64, ge=1, description="Largest num_heads")
-    max_work: int = Field(
-        64_000_000,
-        ge=1,
-        description="Largest B·H·L·S attention elements times the matrices returned",
+    max_request_bytes: int = Field(
+        2 * GiB, ge=1, description="Largest estimated peak memory of one request: tensors "
+        "computed and kept, the copies cut for the answer, the encoded answer, a new module",
+    )  # fmt: skip
+    max_response_bytes: int = Field(
+        256 * MiB, ge=1, description="Largest estimated answer, in bytes of the chosen encoding"
+    )
+    max_text_chars: int = Field(
+        200_000, ge=1, description="Characters of `text`, all strings together, checked before "
+        "tokenizing",
+    )  # fmt: skip
+    max_token_chars: int = Field(
+        1024, ge=1, description="Characters of one string token in `sequences` or `key_sequences`"
     )
 
     # access

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from attention.config import AttentionConfig
-from attention.embedding import Token, TokenEmbedding
+from attention.embedding import Token, TokenEmbedding, TokenVectorCache
 from attention.multi_head import AttentionOutput, MultiHeadAttention
 from attention.positional import LearnedPositions, SinusoidalPositions
 
@@ -34,7 +34,10 @@ class Embedded(NamedTuple):
 class AttentionModel(nn.Module):
     """Seeded token embeddings, a positional encoding and one multi-head attention layer."""
 
-    def __init__(self, config: AttentionConfig) -> None:
+    def __init__(
+        self, config: AttentionConfig, token_cache: TokenVectorCache | None = None
+    ) -> None:
+        """`token_cache` keeps hashed string-token vectors; models may share one."""
         super().__init__()
         self.config = config
         self.attention = MultiHeadAttention(config, component_generator(config.seed, "attention"))
@@ -43,6 +46,7 @@ class AttentionModel(nn.Module):
             config.vocab_size,
             config.seed,
             component_generator(config.seed, "tokens"),
+            token_cache,
         )
         self.positions: SinusoidalPositions | LearnedPositions | None = None
         if config.positional_encoding == "sinusoidal":
@@ -51,9 +55,12 @@ class AttentionModel(nn.Module):
             generator = component_generator(config.seed, "positions")
             self.positions = LearnedPositions(config.max_positions, config.d_model, generator)
 
-    def embed_tokens(self, sequences: Sequence[Sequence[Token]]) -> Tensor:
-        """Step 1a, token embedding: (B, L_max, d_model), zero vectors after shorter sequences."""
-        embeddings: Tensor = self.tokens(sequences)
+    def embed_tokens(
+        self, sequences: Sequence[Sequence[Token]], field: str = "sequences"
+    ) -> Tensor:
+        """Step 1a, token embedding: (B, L_max, d_model), zero vectors after shorter sequences;
+        errors name `field`, the caller's name for the sequences."""
+        embeddings: Tensor = self.tokens(sequences, field)
         return embeddings
 
     def positional(self, length: int, like: Tensor) -> Tensor:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from attention import functional as AF
 from attention.config import AttentionConfig
 from attention.inputs import check_inputs
+from attention.interrupt import checkpoint
 from attention.positional import alibi_bias, apply_rope
 
 
@@ -175,7 +176,8 @@ class MultiHeadAttention(nn.Module):
     ) -> Tensor | None:
         config = self.config
         blocked = AF.causal_mask(length, source_length, device) if config.causal else None
-        if config.window is not None:
+        # no query is `max(L, S)` or more positions from any key: such a window hides nothing
+        if config.window is not None and config.window < max(length, source_length):
             window = AF.window_mask(length, source_length, config.window, device)
             blocked = window if blocked is None else blocked | window
         return blocked
@@ -248,12 +250,14 @@ class MultiHeadAttention(nn.Module):
     def _traced_forward(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, keep_trace: bool
     ) -> AttentionOutput:
+        checkpoint()  # each (B, H, L, S) step can take seconds: a caller that gave up stops here
         scores = AF.attention_scores(q, k)  # (B, H, L, S)
         scale = self.config.resolved_scale
         # without a trace the unscaled scores are never seen: scale them where they lie (the
         # same products, one (B, H, L, S) allocation fewer)
         scaled = AF.scale_scores(scores, scale) if keep_trace else scores.mul_(scale)
         masked = AF.apply_bias(scaled, bias)
+        checkpoint()
         if bias is None:  # no -inf anywhere: no query can be fully masked
             weights = torch.softmax(masked, dim=-1)  # (B, H, L, S)
             fully_masked = weights.new_zeros(weights.shape[:-1], dtype=torch.bool)  # (B, H, L)
@@ -262,6 +266,7 @@ class MultiHeadAttention(nn.Module):
         dropped = weights
         if self.training and self.config.dropout > 0:
             dropped = F.dropout(weights, self.config.dropout, training=True)
+        checkpoint()
         heads = AF.weighted_sum(dropped, v)  # (B, H, L, d)
         concat = AF.merge_heads(heads)  # (B, L, H·d)
         output = F.linear(concat, self.out_proj.weight, self.out_proj.bias)  # (B, L, E)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,11 +17,19 @@ from app.compute import explicit_layer, library_config, run_model
 from app.encoding import JSON, MSGPACK, encode, negotiate
 from app.errors import InvalidRequest, UnsupportedMedia
 from app.labels import request_labels, request_shape
-from app.limits import check_limits
+from app.limits import (
+    Estimate,
+    check_estimate,
+    check_limits,
+    check_module,
+    check_text,
+    random_estimate,
+)
 from app.pretrained import RANDOM_MODEL
 from app.pretrained_compute import (
     check_pretrained_limits,
     check_pretrained_request,
+    pretrained_estimate,
     resolve_layers,
     run_pretrained,
     tokenize_request,
@@ -80,28 +89,41 @@ async def post_attention(request: Request) -> Response:
     attention_request = parse_request(body)
     media_type = negotiate(request.headers.get("accept"))
     timing = Timing()
+    check_text(attention_request, service.settings)
     if attention_request.model == RANDOM_MODEL:
-        work = prepare_random(attention_request, service, started, timing, media_type)
+        work, estimate = prepare_random(attention_request, service, started, timing, media_type)
     else:
-        work = prepare_pretrained(attention_request, service, started, timing, media_type)
-    content = await service.admission.run(work, timing)
+        work, estimate = await prepare_pretrained(
+            attention_request, service, started, timing, media_type
+        )
+    content = await service.admission.run(work, timing, estimate.peak_bytes)
     return Response(content, media_type=media_type)
 
 
 Work = Callable[[], bytes]
+RANDOM_ADVICE = (
+    "ask for fewer steps, attention 'average' or 'none', MessagePack, a lower precision, or send "
+    "fewer or shorter sequences"
+)
 
 
 def prepare_random(
     request: AttentionRequest, service: Service, started: float, timing: Timing, media_type: str
-) -> Work:
+) -> tuple[Work, Estimate]:
     """Checks that need no tensor, on the event loop; the computation for the worker thread."""
     refuse_pretrained_options(request)
+    settings = service.settings
     config = library_config(request)
     labels = request_labels(request)
-    check_limits(request, request_shape(request, labels, config), service.settings)
+    shape = request_shape(request, labels, config)
+    check_limits(request, shape, settings)
+    check_module(config, request.config.dtype, settings)
+    dtype = resolve_dtype(request.config.dtype)
+    cached = (config, dtype) in service.cache
+    estimate = random_estimate(request, shape, config, media_type, module_cached=cached)
+    check_estimate(estimate, settings, RANDOM_ADVICE)
 
     def work() -> bytes:
-        dtype = resolve_dtype(request.config.dtype)
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
         result = run_model(request, labels, model, explicit_layer(request, model))
@@ -116,12 +138,12 @@ def prepare_random(
         payload = {"results": results, "config": resolved, "meta": meta}
         return encode(payload, media_type, request.output.precision)
 
-    return work
+    return work, estimate
 
 
-def prepare_pretrained(
+async def prepare_pretrained(
     request: AttentionRequest, service: Service, started: float, timing: Timing, media_type: str
-) -> Work:
+) -> tuple[Work, Estimate]:
     registry = service.pretrained
     if request.model not in registry.names:
         available = ", ".join([RANDOM_MODEL, *registry.names])
@@ -135,8 +157,10 @@ def prepare_pretrained(
     pretrained = registry.get(torch.float32)
     config = pretrained.info.config
     layers = resolve_layers(request, config.num_hidden_layers)
-    batch = tokenize_request(request, pretrained)
-    check_pretrained_limits(request, batch, config.num_attention_heads, layers, service.settings)
+    # off the event loop: the probes and other requests go on while a long text is tokenized
+    batch = await asyncio.to_thread(tokenize_request, request, pretrained)
+    estimate = pretrained_estimate(request, batch, config, layers, media_type)
+    check_pretrained_limits(request, batch, estimate, service.settings)
 
     def work() -> bytes:
         model = registry.get(dtype)
@@ -157,7 +181,7 @@ def prepare_pretrained(
         payload = {"results": results, "config": resolved, "meta": meta}
         return encode(payload, media_type, request.output.precision)
 
-    return work
+    return work, estimate
 
 
 def refuse_pretrained_options(request: AttentionRequest) -> None:

@@ -18,8 +18,9 @@ router = APIRouter(tags=["operations"])
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 LIMIT_SETTINGS = (
-    "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads", "max_work",
-    "max_concurrency", "max_queue", "request_timeout_s",
+    "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads", "max_text_chars",
+    "max_token_chars", "max_request_bytes", "max_response_bytes", "memory_budget_bytes",
+    "module_cache_bytes", "token_cache_bytes", "max_concurrency", "max_queue", "request_timeout_s",
 )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from attention.bert.config import BertConfig
 from attention.errors import InputError, ShapeError
+from attention.interrupt import checkpoint
 from attention.multi_head import AttentionOutput, MultiHeadAttention
 
 
@@ -29,14 +30,15 @@ class BertOutput:
 
     last_hidden_state: Tensor  # (B, L, E)
     hidden_states: tuple[Tensor, ...]  # N + 1 × (B, L, E): the embeddings, then each layer
-    attentions: tuple[Tensor, ...] = ()  # N × (B, H, L, L), per layer and head
+    attentions: tuple[Tensor, ...] = ()  # K × (B, H, L, L), per kept layer and head
     traces: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # layer -> step -> tensor
+    attention_layers: tuple[int, ...] = ()  # the K layers of `attentions`, ascending
 
     def sequence_attentions(self, index: int, length: int) -> Tensor:
-        """Sequence `index`'s attention without padding: (N, H, n, n) with n = `length`."""
+        """Sequence `index`'s attention without padding: (K, H, n, n) with n = `length`."""
         if not self.attentions:
             raise InputError("the forward pass was run without attentions", field="attentions")
-        stacked = torch.stack([layer[index] for layer in self.attentions])  # (N, H, L, L)
+        stacked = torch.stack([layer[index] for layer in self.attentions])  # (K, H, L, L)
         return stacked[..., :length, :length]
 
 
@@ -103,14 +105,15 @@ class BertModel(nn.Module):
         *,
         key_padding_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
-        output_attentions: bool = True,
+        output_attentions: bool | Collection[int] = True,
         trace_layers: Collection[int] = (),
     ) -> BertOutput:
         """Encode (B, L) token ids; `key_padding_mask` (B, L) is True at padding.
 
-        `output_attentions` keeps every layer's (B, H, L, L) weights; without it the layers run
-        on the fused kernel. `trace_layers` keeps the full MultiHeadAttention trace of those
-        layers, plus ``inputs``: the (B, L, E) hidden state that entered the layer.
+        `output_attentions` keeps every layer's (B, H, L, L) weights, or those of the layers it
+        names; the others run on the fused kernel. `trace_layers` keeps the full
+        MultiHeadAttention trace of those layers, plus ``inputs``: the (B, L, E) hidden state
+        that entered the layer.
         """
         self._check_inputs(input_ids, key_padding_mask, token_type_ids, trace_layers)
         if token_type_ids is None:
@@ -119,16 +122,25 @@ class BertModel(nn.Module):
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
         traces: dict[int, dict[str, Tensor]] = {}
+        weighted = self._weighted_layers(output_attentions)
         for index, layer in enumerate(self.layers):
+            checkpoint()  # a caller that gave up stops here, one layer at most after it did
             trace = index in trace_layers
             attended: AttentionOutput
-            x, attended = layer(x, key_padding_mask, need_weights=output_attentions, trace=trace)
-            if attended.weights is not None:
+            keep = index in weighted
+            x, attended = layer(x, key_padding_mask, need_weights=keep, trace=trace)
+            if keep and attended.weights is not None:
                 attentions.append(attended.weights)  # (B, H, L, L)
             if trace:
                 traces[index] = {"inputs": hidden_states[-1], **attended.trace}
             hidden_states.append(x)
-        return BertOutput(x, tuple(hidden_states), tuple(attentions), traces)
+        return BertOutput(x, tuple(hidden_states), tuple(attentions), traces, tuple(weighted))
+
+    def _weighted_layers(self, output_attentions: bool | Collection[int]) -> list[int]:
+        every = range(self.config.num_hidden_layers)
+        if isinstance(output_attentions, bool):
+            return list(every) if output_attentions else []
+        return sorted(set(output_attentions) & set(every))
 
     def _check_inputs(
         self,

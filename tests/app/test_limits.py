@@ -4,12 +4,25 @@ from typing import Any
 
 import pytest
 
+from app.compute import library_config
+from app.encoding import JSON, MSGPACK
 from app.errors import TooLarge
-from app.limits import Shape, check_limits, work_estimate
+from app.limits import (
+    JSON_NUMBER_BYTES,
+    Estimate,
+    Shape,
+    check_estimate,
+    check_limits,
+    check_module,
+    check_text,
+    number_bytes,
+    random_estimate,
+)
 from app.schemas import AttentionRequest
 from app.settings import Settings
+from attention.cost import parameter_count
 
-SETTINGS = Settings(max_tokens=8, max_batch=2, max_d_model=128, max_heads=8, max_work=10**9)
+SETTINGS = Settings(max_tokens=8, max_batch=2, max_d_model=128, max_heads=8)
 SHAPE = Shape(batch=2, query_length=8, key_length=8)
 
 
@@ -56,42 +69,82 @@ def test_a_configuration_over_a_limit_is_too_large(config: dict[str, Any], messa
         check_limits(request(config), SHAPE, SETTINGS)
 
 
-def test_the_work_estimate_counts_each_returned_attention_sized_matrix() -> None:
-    config = {"d_model": 8, "num_heads": 2, "vocab_size": 1}
-    module = 4 * 8 * 8 + 1 * 8
+def estimate(request: AttentionRequest, media_type: str = JSON, *, cached: bool = True) -> Estimate:
+    config = library_config(request)
+    return random_estimate(request, SHAPE, config, media_type, module_cached=cached)
+
+
+def test_each_returned_matrix_adds_its_numbers_to_the_answer() -> None:
     per_head = 2 * 2 * 8 * 8  # B · H · L · S
+    none = estimate(request(attention="none")).response_bytes
+    weights = estimate(request()).response_bytes
+    scores = estimate(request(attention="none", steps=["scores"])).response_bytes
 
-    assert work_estimate(request(config, attention="none"), SHAPE) == per_head + module
-    assert work_estimate(request(config), SHAPE) == 2 * per_head + module
-    average = request(config, attention="average")  # H matrices averaged into one
-    assert work_estimate(average, SHAPE) == int(1.5 * per_head) + module
-    everything = request(config, steps="all")  # scores, scaled, masked, attention + the weights
-    assert work_estimate(everything, SHAPE) == 6 * per_head + module
-    small_steps = request(config, attention="none", steps=["q", "k", "v", "output"])
-    assert work_estimate(small_steps, SHAPE) == per_head + module
+    assert weights - none == per_head * JSON_NUMBER_BYTES["float32"]
+    assert scores - none == per_head * JSON_NUMBER_BYTES["float32"]
 
 
-def test_the_work_estimate_counts_the_modules_tables() -> None:
-    base = {"d_model": 16, "num_heads": 2, "vocab_size": 10, "max_positions": 100}
-    tiny = Shape(batch=1, query_length=1, key_length=1)
-    none = {"attention": "none"}
+def test_the_answer_is_sized_for_its_encoding_dtype_and_precision() -> None:
+    json32 = estimate(request()).response_bytes
+    msgpack32 = estimate(request(), MSGPACK).response_bytes
+    json64 = estimate(request({"d_model": 8, "num_heads": 2, "dtype": "float64"})).response_bytes
+    rounded = estimate(request(precision=3)).response_bytes
 
-    sinusoidal = work_estimate(request(base, **none), tiny)
-    learned = work_estimate(request({**base, "positional_encoding": "learned"}, **none), tiny)
-    wide_keys = work_estimate(request({**base, "kdim": 32}, **none), tiny)
-
-    assert sinusoidal == 2 + 4 * 16 * 16 + 10 * 16
-    assert learned - sinusoidal == 100 * 16
-    assert wide_keys - sinusoidal == 4 * (32 * 32 - 16 * 16)
+    assert msgpack32 < rounded < json32 < json64
+    assert number_bytes(MSGPACK, "float64", None) == 8
+    assert number_bytes(JSON, "float32", 3) == 3 + 8
 
 
-def test_work_over_max_work_names_the_shape_and_the_way_out() -> None:
-    settings = Settings(max_work=1000)
+def test_a_module_not_yet_built_counts_towards_the_peak() -> None:
+    config = {"d_model": 8, "num_heads": 2, "vocab_size": 100}
+    cached = estimate(request(config)).peak_bytes
+    building = estimate(request(config), cached=False).peak_bytes
+
+    assert building - cached == parameter_count(library_config(request(config))) * 4
+
+
+def test_an_answer_over_max_response_bytes_names_the_estimate_and_the_way_out() -> None:
+    settings = Settings(max_response_bytes=1000)
 
     with pytest.raises(TooLarge) as caught:
-        check_limits(request({"d_model": 8, "num_heads": 2}), SHAPE, settings)
+        check_estimate(estimate(request()), settings, "ask for less")
 
     message = caught.value.message
-    assert "B=2 × H=2 × L=8 × S=8" in message
-    assert "max_work=1,000" in message
-    assert "attention 'average' or 'none'" in message
+    assert "over the limit max_response_bytes=1,000" in message
+    assert "answer is estimated at" in message
+    assert message.endswith("; ask for less")
+
+
+def test_a_peak_over_max_request_bytes_is_too_large() -> None:
+    with pytest.raises(TooLarge, match="over the limit max_request_bytes=1,000"):
+        check_estimate(
+            Estimate(peak_bytes=1001, response_bytes=1), Settings(max_request_bytes=1000), ""
+        )
+
+
+def test_a_module_larger_than_the_module_cache_is_refused_before_it_is_built() -> None:
+    # the attack's config: 23,000 × 2,048 float64 numbers, 377 MB
+    config = library_config(request({"d_model": 2048, "num_heads": 1, "vocab_size": 23000}))
+
+    with pytest.raises(TooLarge, match="over the limit module_cache_bytes=104,857,600"):
+        check_module(config, "float64", Settings(module_cache_bytes=100 * 2**20))
+    check_module(config, "float32", Settings(module_cache_bytes=400 * 2**20))
+
+
+def test_text_is_counted_in_characters_before_tokenizing() -> None:
+    long = AttentionRequest.model_validate({"text": ["ab", "x" * 99]})
+
+    with pytest.raises(
+        TooLarge, match=r"text is 101 characters, over the limit max_text_chars=100"
+    ):
+        check_text(long, Settings(max_text_chars=100))
+
+
+def test_a_long_string_token_names_its_place() -> None:
+    sequences = AttentionRequest.model_validate(
+        {"sequences": [["a"]], "key_sequences": [["b", "c" * 11]]}
+    )
+
+    with pytest.raises(TooLarge, match=r"key_sequences\.0\.1 is a token of 11 characters, over "
+                       r"the limit max_token_chars=10"):  # fmt: skip
+        check_text(sequences, Settings(max_token_chars=10))

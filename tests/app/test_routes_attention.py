@@ -160,11 +160,11 @@ async def test_readiness_is_503_while_draining_and_liveness_stays_200() -> None:
 
 
 async def test_info_reports_the_settings_limits() -> None:
-    async with serving(max_tokens=16, max_work=12345) as (_, client):
+    async with serving(max_tokens=16, max_response_bytes=12345) as (_, client):
         info = (await client.get("/info")).json()
 
     assert info["limits"]["max_tokens"] == 16
-    assert info["limits"]["max_work"] == 12345
+    assert info["limits"]["max_response_bytes"] == 12345
     assert info["device"] == "cpu" or info["device"].startswith("cuda")
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from app.errors import DeadlineExceeded, Overloaded
-from app.runtime import Admission, ModuleCache, Timing
-from attention import AttentionConfig
+from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
+from app.runtime import Admission, MemoryBudget, ModuleCache, Timing, module_bytes
+from attention import AttentionConfig, checkpoint
+from attention.embedding import TokenVectorCache
 
 SHORT_DEADLINE_S = 0.2
 WAIT_LIMIT_S = 5.0
@@ -135,8 +136,14 @@ def small_config(seed: int) -> AttentionConfig:
     return AttentionConfig(d_model=8, num_heads=2, vocab_size=4, seed=seed)
 
 
+def cache_holding(models: int, dtype: torch.dtype = torch.float32) -> ModuleCache:
+    """A cache with room for `models` of small_config's size in `dtype`."""
+    size = models * module_bytes(small_config(0), dtype)
+    return ModuleCache(size, torch.device("cpu"), TokenVectorCache())
+
+
 def test_the_cache_reuses_the_model_of_a_config_and_dtype() -> None:
-    cache = ModuleCache(size=4, device=torch.device("cpu"))
+    cache = cache_holding(4, torch.float64)
 
     first = cache.get(small_config(0), torch.float32)
 
@@ -149,7 +156,7 @@ def test_the_cache_reuses_the_model_of_a_config_and_dtype() -> None:
 
 
 def test_the_cache_evicts_the_least_recently_used_model() -> None:
-    cache = ModuleCache(size=2, device=torch.device("cpu"))
+    cache = cache_holding(2)
     zero = cache.get(small_config(0), torch.float32)
     one = cache.get(small_config(1), torch.float32)
     assert cache.get(small_config(0), torch.float32) is zero  # now 1 is the least recent
@@ -162,9 +169,125 @@ def test_the_cache_evicts_the_least_recently_used_model() -> None:
 
 
 def test_a_model_built_inside_inference_mode_has_ordinary_parameters() -> None:
-    cache = ModuleCache(size=1, device=torch.device("cpu"))
+    cache = cache_holding(1)
 
     with torch.inference_mode():
         model = cache.get(small_config(0), torch.float32)
 
     assert not any(parameter.is_inference() for parameter in model.parameters())
+
+
+def test_the_cache_counts_bytes_and_evicts_until_they_fit() -> None:
+    cache = cache_holding(3)  # three float32 models, or one float64 and one float32
+    for seed in range(3):
+        cache.get(small_config(seed), torch.float32)
+
+    cache.get(small_config(0), torch.float64)
+
+    assert cache.bytes <= cache.max_bytes
+    assert (small_config(0), torch.float64) in cache
+    assert len(cache) == 2  # two float32 models made room for the float64 one
+
+
+def test_a_model_larger_than_the_cache_is_built_but_not_kept() -> None:
+    cache = cache_holding(1)
+
+    model = cache.get(small_config(0), torch.float64)
+
+    assert model is not None
+    assert len(cache) == 0
+    assert cache.bytes == 0
+
+
+def test_models_share_one_token_vector_cache() -> None:
+    cache = cache_holding(4)
+
+    cache.get(small_config(0), torch.float32).embed_tokens([["sword"]])
+    cache.get(small_config(0), torch.float64).embed_tokens([["sword"]])
+
+    assert len(cache.tokens) == 1  # same seed and width: the same vector
+
+
+# -- the memory budget --------------------------------------------------------------------------
+
+
+def test_the_memory_budget_refuses_what_would_pass_it_and_takes_back_what_is_released() -> None:
+    budget = MemoryBudget(100)
+    budget.reserve(60, retry_after_s=3)
+
+    with pytest.raises(NotReady) as busy:
+        budget.reserve(50, retry_after_s=3)
+    budget.release(60)
+    budget.reserve(100, retry_after_s=3)
+
+    assert busy.value.status_code == 503
+    assert busy.value.headers == {"Retry-After": "3"}
+    assert "memory_budget_bytes=100" in busy.value.message
+
+
+def test_a_request_larger_than_the_whole_budget_is_too_large() -> None:
+    with pytest.raises(TooLarge, match="over the limit memory_budget_bytes=100"):
+        MemoryBudget(100).reserve(101, retry_after_s=3)
+
+
+@pytest.mark.anyio
+async def test_admission_holds_the_estimate_while_the_computation_runs(
+    release: threading.Event,
+) -> None:
+    admission = Admission(2, 0, 5.0, MemoryBudget(100))
+    first = asyncio.ensure_future(admission.run(release.wait, memory_bytes=70))
+    await eventually(lambda: admission.memory.reserved == 70)
+
+    with pytest.raises(NotReady):
+        await admission.run(lambda: None, memory_bytes=40)
+    release.set()
+    await first
+
+    assert admission.memory.reserved == 0
+    assert admission.running == 0
+    assert await admission.run(lambda: "ran", memory_bytes=100) == "ran"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "failure",
+    [
+        MemoryError(),
+        torch.OutOfMemoryError("CUDA out of memory"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        ),
+    ],
+)
+async def test_an_allocation_failure_is_a_503_and_the_slot_comes_back(failure: Exception) -> None:
+    admission = Admission(1, 0, 5.0, MemoryBudget(100))
+
+    def allocate() -> None:
+        raise failure
+
+    with pytest.raises(NotReady) as caught:
+        await admission.run(allocate, memory_bytes=10)
+
+    assert "out of memory" in caught.value.message
+    assert caught.value.headers["Retry-After"]
+    assert admission.running == 0
+    assert admission.memory.reserved == 0
+    assert await admission.run(lambda: "healthy") == "healthy"
+
+
+@pytest.mark.anyio
+async def test_a_computation_past_its_deadline_stops_at_its_next_checkpoint() -> None:
+    admission = Admission(1, 0, SHORT_DEADLINE_S)
+    steps_run = []
+
+    def long_computation() -> None:
+        for step in range(10_000):
+            checkpoint()
+            steps_run.append(step)
+            time.sleep(0.01)
+
+    with pytest.raises(DeadlineExceeded):
+        await admission.run(long_computation)
+    await eventually(lambda: admission.running == 0)  # the thread ended, the slot is free
+
+    assert len(steps_run) < 1000  # stopped long before its 100 s

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from attention import InputError
-from attention.embedding import TokenEmbedding, hashed_vector
+from attention.embedding import TokenEmbedding, TokenVectorCache, hashed_vector, token_vector_bytes
 from tests.attention.helpers import generator
 
 
-def _embedding(cache_size: int = 65536, vocab_size: int = 10) -> TokenEmbedding:
-    return TokenEmbedding(8, vocab_size, seed=0, generator=generator(0), cache_size=cache_size)
+def _embedding(cache_bytes: int = 2**20, vocab_size: int = 10) -> TokenEmbedding:
+    cache = TokenVectorCache(cache_bytes)
+    return TokenEmbedding(8, vocab_size, seed=0, generator=generator(0), cache=cache)
 
 
 # -- hashed string tokens ------------------------------------------------------------------------
@@ -91,22 +92,51 @@ def test_id_outside_the_vocabulary_is_an_input_error_naming_its_place(
     sequence[position] = token_id
     with pytest.raises(InputError) as caught:
         _embedding()([[0], sequence])
-    assert f"token id {token_id} at position {position} of sequence 1" in str(caught.value)
+    assert f"token id {token_id} at sequences.1.{position} is outside" in str(caught.value)
     assert "vocab_size=10" in str(caught.value)
     assert caught.value.field == f"sequences.1.{position}"
 
 
 @pytest.mark.parametrize("sequence", [["a", 1], [True, False], [1.5]])
 def test_mixed_or_foreign_tokens_are_an_input_error(sequence: list[object]) -> None:
-    with pytest.raises(InputError, match="sequence 0 mixes strings and integer ids") as caught:
+    with pytest.raises(InputError, match=r"sequences\.0 mixes strings and integer ids") as caught:
         _embedding()([sequence])
     assert caught.value.field == "sequences.0"
 
 
 def test_small_cache_evicts_without_changing_any_vector() -> None:
-    layer = _embedding(cache_size=2)
+    layer = _embedding(cache_bytes=2 * token_vector_bytes("a", 8))
     tokens = ["a", "b", "c", "d", "a", "b"]
     embedded = layer([tokens])
-    assert len(layer._string_cache) == 2
+    assert len(layer.cache) == 2
+    assert layer.cache.bytes == 2 * token_vector_bytes("a", 8)
     for position, token in enumerate(tokens):
         assert torch.equal(embedded[0, position], hashed_vector(token, 8, 0).float())
+
+
+def test_the_cache_is_bounded_in_bytes_whatever_the_tokens() -> None:
+    cache = TokenVectorCache(max_bytes=10_000)
+    for index in range(200):
+        cache.vector(f"token-{index}", 64, seed=index)
+
+        assert cache.bytes <= 10_000
+    assert cache.bytes == sum(
+        token_vector_bytes(f"token-{i}", 64) for i in range(200 - len(cache), 200)
+    )
+
+
+def test_a_vector_larger_than_the_cache_is_computed_but_not_kept() -> None:
+    cache = TokenVectorCache(max_bytes=100)
+
+    vector = cache.vector("sword", 64, seed=0)
+
+    assert torch.equal(vector, hashed_vector("sword", 64, 0))
+    assert len(cache) == 0
+
+
+def test_errors_name_the_field_the_caller_gives() -> None:
+    with pytest.raises(InputError) as caught:
+        _embedding(vocab_size=5)([[1, 2], [0, 9]], field="key_sequences")
+
+    assert caught.value.field == "key_sequences.1.1"
+    assert "token id 9 at key_sequences.1.1 is outside [0, vocab_size=5)" in caught.value.message

@@ -20,10 +20,10 @@ LIMITS = {
     "ATTENTION_MAX_BATCH": "2",
     "ATTENTION_MAX_D_MODEL": "128",
     "ATTENTION_MAX_HEADS": "8",
-    # d_model 8, vocab_size 16: the module counts 4·8² + 16·8 = 384. Two sequences of 8 tokens
-    # with 8 heads count 2·8·8·8 = 1,024 per attention-sized matrix: 1,408 computing only, and
-    # 6·1,024 + 384 = 6,528 returning the per-head weights and the four score steps.
-    "ATTENTION_MAX_WORK": "5000",
+    # two sequences of 8 tokens, d_model 8, 8 heads: the output alone is 128 numbers (≈ 2 kB of
+    # JSON); the per-head weights and every step add 6,272 numbers, 15 bytes each at most
+    "ATTENTION_MAX_RESPONSE_BYTES": "20000",
+    "ATTENTION_MODULE_CACHE_BYTES": str(2**20),
     "ATTENTION_MAX_BODY_BYTES": "4096",
 }
 TINY = {"d_model": 8, "num_heads": 2, "vocab_size": 16}
@@ -56,7 +56,7 @@ def test_info_reports_the_configured_limits(limited: httpx.Client) -> None:
     assert limits["max_batch"] == 2
     assert limits["max_d_model"] == 128
     assert limits["max_heads"] == 8
-    assert limits["max_work"] == 5000
+    assert limits["max_response_bytes"] == 20000
     assert limits["max_body_bytes"] == 4096
 
 
@@ -123,7 +123,7 @@ def test_heads_over_max_heads_are_a_413(limited: httpx.Client) -> None:
     assert "max_heads=8" in detail
 
 
-def test_the_returned_matrices_count_towards_max_work(limited: httpx.Client) -> None:
+def test_the_returned_matrices_count_towards_max_response_bytes(limited: httpx.Client) -> None:
     config = {**TINY, "num_heads": 8}
     sequences = [tokens(8), tokens(8)]
     computing_only = {"sequences": sequences, "config": config, "output": {"attention": "none"}}
@@ -131,14 +131,15 @@ def test_the_returned_matrices_count_towards_max_work(limited: httpx.Client) -> 
 
     assert attend(limited, computing_only)["results"]
     detail = too_large(limited, returning_all)
-    assert "max_work=5,000" in detail
-    assert "B=2 × H=8 × L=8 × S=8" in detail
+    assert "over the limit max_response_bytes=20,000" in detail
+    assert "answer is estimated at" in detail
 
 
-def test_a_large_module_counts_towards_max_work(limited: httpx.Client) -> None:
-    detail = too_large(limited, {"sequences": [["a"]], "config": {**TINY, "vocab_size": 4096}})
+def test_a_module_larger_than_the_module_cache_is_refused(limited: httpx.Client) -> None:
+    config = {"d_model": 128, "num_heads": 2, "vocab_size": 4096}  # 2 MiB of float32
+    detail = too_large(limited, {"sequences": [["a"]], "config": config})
 
-    assert "max_work=5,000" in detail
+    assert "over the limit module_cache_bytes=1,048,576" in detail
 
 
 def test_a_declared_body_over_max_body_bytes_is_a_413(limited: httpx.Client) -> None:

@@ -36,7 +36,8 @@ def test_info_reports_versions_device_and_limits(client: httpx.Client) -> None:
     assert info["cuda_available"] is torch.cuda.is_available()
     assert info["limits"]["max_tokens"] >= 1
     assert set(info["limits"]) >= {
-        "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads", "max_work",
+        "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads",
+        "max_request_bytes", "max_response_bytes", "memory_budget_bytes",
     }  # fmt: skip
 
 

@@ -74,11 +74,10 @@ def test_the_work_estimate_gets_413_with_the_estimate_and_the_limit(
 
     assert response.status_code == 413
     detail = response.json()["detail"]
-    estimate = int(re.search(r"about ([\d,]+) elements", detail)[1].replace(",", ""))  # type: ignore[index]
-    # B·H·L·S once computed, plus the scores, the attention steps and the per-head weights
-    assert estimate >= 8 * 16 * 1024 * 1024 * 4 > 64_000_000
-    assert "B=8 × H=16 × L=1024 × S=1024" in detail
-    assert "over the limit max_work=64,000,000" in detail
+    estimate = int(re.search(r"answer is estimated at ([\d,]+) bytes", detail)[1].replace(",", ""))  # type: ignore[index]
+    # B·H·L·S numbers for each of the scores, the attention step and the per-head weights
+    assert estimate >= 3 * 8 * 16 * 1024 * 1024 * 15
+    assert "over the limit max_response_bytes=268,435,456" in detail
     assert "attention 'average' or 'none'" in detail  # and what to do about it
 
 

@@ -1,0 +1,59 @@
+"""What a forward pass costs, from the configuration and the sizes alone, before anything runs.
+
+Counts are in numbers (elements); the caller multiplies by the dtype's size. They are upper
+bounds of what the pass allocates and holds at its peak, checked against measured peaks in
+tests/attention/test_cost.py; the service turns them into bytes and limits (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+from attention.config import AttentionConfig
+from attention.steps import STEPS, Dims, step_elements
+
+# (B, H, L, S) tensors alive at once at the peak of each path: scores, scaled, masked and the
+# weights when traced, plus the masked softmax's temporaries; scores scaled in place, the bias
+# added and the weights without a trace; the fused kernel's one matrix (its math fallback)
+TRACED_MATRICES = 6
+WEIGHTS_MATRICES = 4
+FUSED_MATRICES = 1
+# (B, L, ·) tensors of a pass: embeddings (and their float64 hashing), inputs, q, head outputs,
+# concatenation, output and the projection's packed result
+TOKEN_ROW_TENSORS = 9
+KEY_ROW_TENSORS = 4  # key embeddings (and their positions), k and v, RoPE's rotated copy
+
+
+def parameter_count(config: AttentionConfig) -> int:
+    """Numbers in the seeded model: the layer's projections and biases, the id table and the
+    learned position table (tests/attention/test_cost.py compares with the built module)."""
+    d_model, kv_width = config.d_model, config.kv_dim
+    projections = 2 * d_model * d_model + kv_width * (config.key_dim + config.value_dim)
+    biases = 2 * d_model + 2 * kv_width if config.bias else 0
+    extra = 2 * kv_width if config.add_bias_kv else 0
+    tokens = config.vocab_size * d_model
+    positions = config.max_positions * d_model if config.positional_encoding == "learned" else 0
+    return projections + biases + extra + tokens + positions
+
+
+def layer_parameter_count(config: AttentionConfig) -> int:
+    """Numbers in one MultiHeadAttention layer alone (a request's own `parameters`)."""
+    positions = config.max_positions * config.d_model
+    learned = config.positional_encoding == "learned"
+    return parameter_count(config) - config.vocab_size * config.d_model - learned * positions
+
+
+def forward_elements(config: AttentionConfig, dims: Dims, *, traced: bool, weights: bool) -> int:
+    """Numbers the pass holds at its peak: its matrices, and every token- and key-row tensor."""
+    matrices = TRACED_MATRICES if traced else WEIGHTS_MATRICES if weights else FUSED_MATRICES
+    matrix = step_elements("attention", dims)
+    rows = TOKEN_ROW_TENSORS * step_elements("inputs", dims)
+    key_rows = KEY_ROW_TENSORS * dims.batch * dims.keys * max(config.key_dim, config.value_dim)
+    return matrices * matrix + rows + key_rows
+
+
+def returned_elements(dims: Dims, steps: tuple[str, ...], attention: str) -> int:
+    """Numbers an answer carries: the output, the attention as asked, and each step."""
+    weights = {"per_head": step_elements("attention", dims), "none": 0}.get(
+        attention, dims.batch * dims.queries * dims.keys
+    )
+    traced = sum(step_elements(name, dims) for name in steps if name in STEPS)
+    return step_elements("output", dims) + weights + traced

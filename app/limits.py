@@ -30,6 +30,14 @@ ITEM_BYTES = {"float32": 4, "float64": 8}
 JSON_NUMBER_BYTES = {"float32": 15, "float64": 25}
 ROUNDED_NUMBER_EXTRA = 8  # "-", "0.", the comma and a few integer digits around the decimals
 LABEL_OVERHEAD_BYTES = 4  # quotes and comma around a token label
+BUILD_ITEM_BYTES = 4  # modules are drawn in float32, then converted: both copies live at once
+
+
+def allocator_slack_bytes() -> int:
+    """Freed memory the allocator keeps resident per thread arena (app.runtime)."""
+    from app.runtime import TOP_PAD_BYTES  # runtime imports the errors this module raises too
+
+    return TOP_PAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -110,15 +118,26 @@ def random_estimate(
     output = request.output
     steps = output.step_names()
     weights = output.attention != "none" or output.metrics
-    computed = forward_elements(config, dims, traced=bool(steps), weights=weights)
+    cross = request.key_sequences is not None or request.key_embeddings is not None
+    computed = forward_elements(config, dims, traced=bool(steps), weights=weights, cross=cross)
     returned = returned_elements(dims, steps, output.attention)
-    built = 0 if module_cached else parameter_count(config)
+    dtype = request.config.dtype
+    item = ITEM_BYTES[dtype]
+    built = 0
+    if not module_cached:
+        built = parameter_count(config) * (item + (BUILD_ITEM_BYTES if item != 4 else 0))
     if request.parameters is not None:
-        built += 2 * layer_parameter_count(config)  # the parsed numbers and the layer
-    item = ITEM_BYTES[request.config.dtype]
-    labels = _label_bytes(request)
-    answer = returned * number_bytes(media_type, request.config.dtype, output.precision) + labels
-    peak = (computed + returned + built) * item + 2 * answer
+        built += 2 * layer_parameter_count(config) * item  # the parsed numbers and the layer
+    answer = returned * number_bytes(media_type, dtype, output.precision) + _label_bytes(request)
+    return peak_estimate(item, built=built, forward=computed, held=returned, answer=answer)
+
+
+def peak_estimate(item: int, *, built: int, forward: int, held: int, answer: int) -> Estimate:
+    """The most a request holds at once: what it builds, then the larger of its forward pass
+    (`forward` numbers) and its encoding (the `held` numbers it cuts from, and the answer's
+    bytes), plus what the allocator keeps of freed memory (docs/reliability.md)."""
+    encoding = held * item + answer
+    peak = built + max(forward * item, encoding) + allocator_slack_bytes()
     return Estimate(peak_bytes=peak, response_bytes=answer)
 
 

@@ -12,7 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.limits import ITEM_BYTES, Estimate, at_most, check_estimate, number_bytes
+from app.limits import (
+    ITEM_BYTES,
+    Estimate,
+    at_most,
+    check_estimate,
+    number_bytes,
+    peak_estimate,
+)
 from app.pretrained import Pretrained
 from app.results import cut_step
 from app.schemas import AttentionRequest
@@ -129,22 +136,23 @@ def pretrained_estimate(
     steps = tuple(step for step in options.step_names() if step in TRACED_STEPS)
     kept = len(weighted_layers(request, layers, config.num_hidden_layers))
     matrix, rows = step_elements("attention", dims), step_elements("inputs", dims)
-    feed_forward = 2 * dims.batch * dims.queries * config.intermediate_size
-    one_layer = forward_elements(
+    attention = forward_elements(
         config.attention_config(), dims, traced=bool(steps), weights=kept > 0
     )
-    held = (config.num_hidden_layers + 1) * rows + kept * matrix
-    traces = len(layers) * sum(step_elements(step, dims) for step in steps) if steps else 0
-    returned = (
-        len(layers) * returned_elements(dims, steps, options.attention) - (len(layers) - 1) * rows
-    )  # one output, not one per layer
+    feed_forward = 2 * dims.batch * dims.queries * config.intermediate_size + rows
+    traces = len(layers) * sum(step_elements(step, dims) for step in steps)
+    # every layer's hidden state, the kept weights and traces: alive until the answer is cut
+    held = (config.num_hidden_layers + 1) * rows + kept * matrix + traces
+    output = step_elements("output", dims)
+    returned = len(layers) * (returned_elements(dims, steps, options.attention) - output) + output
     if options.analysis:
         returned += dims.batch * dims.queries**2 + len(layers) * matrix  # rollout, words
-    item = ITEM_BYTES[request.config.dtype]
+    dtype = request.config.dtype
     labels = 2 * sum(len(token) + 4 for tokens in batch.tokens for token in tokens)
-    answer = returned * number_bytes(media_type, request.config.dtype, options.precision) + labels
-    peak = (one_layer + feed_forward + held + traces + returned) * item + 2 * answer
-    return Estimate(peak_bytes=peak, response_bytes=answer)
+    answer = returned * number_bytes(media_type, dtype, options.precision) + labels
+    # the pass, then the cut (its copies beside what they are cut from), then the encoding
+    forward = held + max(attention, feed_forward, returned)
+    return peak_estimate(ITEM_BYTES[dtype], built=0, forward=forward, held=returned, answer=answer)
 
 
 def run_pretrained(

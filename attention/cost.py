@@ -10,16 +10,16 @@ from __future__ import annotations
 from attention.config import AttentionConfig
 from attention.steps import STEPS, Dims, step_elements
 
-# (B, H, L, S) tensors alive at once at the peak of each path: scores, scaled, masked and the
-# weights when traced, plus the masked softmax's temporaries; scores scaled in place, the bias
-# added and the weights without a trace; the fused kernel's one matrix (its math fallback)
-TRACED_MATRICES = 6
-WEIGHTS_MATRICES = 4
+# (B, H, L, S) tensors alive at once at the peak of each path: scores, scaled, masked, the
+# weights and the masked softmax's temporary when traced; the scores (scaled in place) and the
+# weights without a trace; the fused kernel's one matrix (its math fallback)
+TRACED_MATRICES = 5
+WEIGHTS_MATRICES = 2
 FUSED_MATRICES = 1
-# (B, L, ·) tensors of a pass: embeddings (and their float64 hashing), inputs, q, head outputs,
-# concatenation, output and the projection's packed result
-TOKEN_ROW_TENSORS = 9
-KEY_ROW_TENSORS = 4  # key embeddings (and their positions), k and v, RoPE's rotated copy
+# (B, L, ·) tensors of a pass: embeddings, inputs, the packed Q/K/V projection (three wide),
+# head outputs and output; cross-attention adds its keys, k and v over S keys
+TOKEN_ROW_TENSORS = 6
+KEY_ROW_TENSORS = 3
 
 
 def parameter_count(config: AttentionConfig) -> int:
@@ -41,19 +41,26 @@ def layer_parameter_count(config: AttentionConfig) -> int:
     return parameter_count(config) - config.vocab_size * config.d_model - learned * positions
 
 
-def forward_elements(config: AttentionConfig, dims: Dims, *, traced: bool, weights: bool) -> int:
-    """Numbers the pass holds at its peak: its matrices, and every token- and key-row tensor."""
+def forward_elements(
+    config: AttentionConfig, dims: Dims, *, traced: bool, weights: bool, cross: bool = False
+) -> int:
+    """Numbers the pass holds at its peak: its matrices, and every token- and key-row tensor
+    (`cross`: keys and values of their own, not the queries'). Checked against measured peaks
+    by `python -m benchmarks.memory` (docs/reliability.md)."""
     matrices = TRACED_MATRICES if traced else WEIGHTS_MATRICES if weights else FUSED_MATRICES
     matrix = step_elements("attention", dims)
     rows = TOKEN_ROW_TENSORS * step_elements("inputs", dims)
-    key_rows = KEY_ROW_TENSORS * dims.batch * dims.keys * max(config.key_dim, config.value_dim)
+    width = max(config.key_dim, config.value_dim, config.kv_dim)
+    key_rows = KEY_ROW_TENSORS * dims.batch * dims.keys * width if cross else 0
     return matrices * matrix + rows + key_rows
 
 
 def returned_elements(dims: Dims, steps: tuple[str, ...], attention: str) -> int:
     """Numbers an answer carries: the output, the attention as asked, and each step."""
-    weights = {"per_head": step_elements("attention", dims), "none": 0}.get(
-        attention, dims.batch * dims.queries * dims.keys
-    )
+    weights = 0
+    if attention == "per_head":
+        weights = step_elements("attention", dims)
+    elif attention == "average":
+        weights = dims.batch * dims.queries * dims.keys
     traced = sum(step_elements(name, dims) for name in steps if name in STEPS)
     return step_elements("output", dims) + weights + traced

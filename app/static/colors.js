@@ -9,6 +9,9 @@ export const HEAD_COLOURS = [
   "#0891b2", "#7c3aed", "#dc2626", "#65a30d",
 ];
 
+/** The colour of the heads' average. */
+export const AVERAGE_COLOUR = "#1b1f2a";
+
 export function headColour(head) {
   return HEAD_COLOURS[head % HEAD_COLOURS.length];
 }

@@ -9,33 +9,6 @@ const THUMB_PIXELS = 104; // canvas resolution of a thumbnail (drawn at about ha
 
 const percent = (value) => (value === null || value === undefined ? "—" : `${formatNumber(value * 100, 1)}%`);
 
-/** Entropy, mean distance and strongest key per head of H × n × n weights (rows sum to 1). */
-export function computeMetrics(attention) {
-  const entropy = [];
-  const distance = [];
-  const top = [];
-  for (const matrix of attention) {
-    let e = 0;
-    let d = 0;
-    const tops = [];
-    matrix.forEach((row, i) => {
-      let best = 0;
-      row.forEach((w, j) => {
-        if (w === null) return;
-        if (w > 0) e -= w * Math.log(w);
-        d += w * Math.abs(i - j);
-        if (w > (row[best] ?? Number.NEGATIVE_INFINITY)) best = j;
-      });
-      tops.push(best);
-    });
-    const n = Math.max(1, matrix.length);
-    entropy.push(e / n);
-    distance.push(d / n);
-    top.push(tops);
-  }
-  return { entropy, mean_distance: distance, top_key: top };
-}
-
 /** Paint an n × m matrix onto a canvas, one block of pixels per cell. */
 export function drawThumbnail(canvas, matrix, scale) {
   const rows = matrix.length;

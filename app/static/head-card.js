@@ -55,7 +55,12 @@ export function downloadButtons(name, svgOf) {
       setStatus(`PNG failed: ${error.message}`);
     }
   };
-  return el("div", { class: "card-actions" }, downloadButton("svg", name, saveSvg), downloadButton("png", name, savePng));
+  return el(
+    "div",
+    { class: "card-actions" },
+    downloadButton("svg", name, saveSvg),
+    downloadButton("png", name, savePng),
+  );
 }
 
 function metricList({ view, entropy, distance, cls, sep }) {
@@ -90,7 +95,11 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
   const { tokens, keyTokens } = view;
   const titleId = `${idPrefix}heatmap-${head}-title`;
   const unit = view.words ? "words" : view.pretrained ? "WordPieces" : "";
-  const readout = el("p", { class: "readout", "aria-live": "polite", text: "Hover or focus a cell for its exact weight." });
+  const readout = el("p", {
+    class: "readout",
+    "aria-live": "polite",
+    text: "Hover or focus a cell for its exact weight.",
+  });
   const map = createHeatmap({
     values: matrix,
     rowLabels: tokens,

@@ -5,6 +5,7 @@
 import { extent, makeScale, renderLegend } from "./colors.js";
 import { el } from "./dom.js";
 import { createHeatmap } from "./heatmap.js";
+import { shapeLabel, shapeOf } from "./view-model.js";
 
 const sub = (t) => `<sub>${t}</sub>`;
 
@@ -121,19 +122,6 @@ const PRETRAINED = {
     explain: () => `W${sub("O")} mixes the heads back into d_model numbers per token. BERT then adds the layer’s input (a residual connection), layer-normalises, and applies its feed-forward block to give the next layer’s input.`,
   },
 };
-
-/** The dimensions of a nested array, following first elements. */
-export function shapeOf(value) {
-  const dims = [];
-  let x = value;
-  while (Array.isArray(x)) {
-    dims.push(x.length);
-    x = x[0];
-  }
-  return dims;
-}
-
-export const shapeLabel = (dims) => dims.join(" × ");
 
 function labelsFor(axis, result, count) {
   if (axis === "dim") return Array.from({ length: count }, (_, j) => String(j));

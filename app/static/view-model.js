@@ -1,9 +1,8 @@
 // The state of the page and the view model: the last response turned into what the panels draw
 // (one layer of one result, in WordPieces or whole words), with the chosen layer and head.
-// No DOM here.
+// It draws nothing.
 
 import { extent, formatNumber, makeScale } from "./colors.js";
-import { shapeOf } from "./steps.js";
 
 /** What the page holds between requests. */
 export function createState() {
@@ -106,6 +105,19 @@ export function computeMetrics(attention) {
 export function currentView(state, position = state.layer) {
   return viewOf(currentResult(state), { position, words: state.words });
 }
+
+/** The dimensions of a nested array, following first elements. */
+export function shapeOf(value) {
+  const dims = [];
+  let x = value;
+  while (Array.isArray(x)) {
+    dims.push(x.length);
+    x = x[0];
+  }
+  return dims;
+}
+
+export const shapeLabel = (dims) => dims.join(" × ");
 
 /** How many heads the steps panel offers: the query heads of the traced steps. */
 export function stepHeadCount(result, view) {

@@ -1,5 +1,7 @@
 // Colour scales drawn by hand: a sequential ramp for weights and a diverging one for signed values.
 
+import { el } from "./dom.js";
+
 const SEQUENTIAL = ["#f7f9fc", "#d6e2f5", "#9fb8ea", "#6a85d8", "#4453b8", "#2a2a7f", "#170f4a"];
 const DIVERGING = ["#b2182b", "#e0785f", "#f6c8b1", "#f7f7f5", "#c2dcec", "#5ea3cc", "#1f5f9f"];
 
@@ -8,6 +10,9 @@ export const HEAD_COLOURS = [
   "#4f46e5", "#db2777", "#059669", "#d97706",
   "#0891b2", "#7c3aed", "#dc2626", "#65a30d",
 ];
+
+/** The colour of the heads' average. */
+export const AVERAGE_COLOUR = "#1b1f2a";
 
 export function headColour(head) {
   return HEAD_COLOURS[head % HEAD_COLOURS.length];
@@ -89,41 +94,25 @@ export function formatNumber(value, digits = 3) {
 
 /** A legend: the gradient bar with its end labels and a swatch for masked cells. */
 export function renderLegend(scale, label, { masked = false } = {}) {
-  const legend = document.createElement("div");
-  legend.className = "legend";
-  legend.setAttribute("role", "img");
   const ends = `${formatNumber(scale.min)} to ${formatNumber(scale.max)}`;
-  legend.setAttribute(
-    "aria-label",
-    `Colour scale for ${label}: ${scale.kind === "diverging" ? "red for negative, white for zero, blue for positive," : "light for low, dark for high,"} from ${ends}${masked ? "; hatched cells are masked or not a number" : ""}`,
+  const reading =
+    scale.kind === "diverging" ? "red for negative, white for zero, blue for positive," : "light for low, dark for high,";
+  return el(
+    "div",
+    {
+      class: "legend",
+      role: "img",
+      "aria-label": `Colour scale for ${label}: ${reading} from ${ends}${masked ? "; hatched cells are masked or not a number" : ""}`,
+    },
+    el("span", { class: "legend-title", text: label }),
+    el(
+      "span",
+      { class: "legend-scale" },
+      el("span", { class: "legend-end", text: formatNumber(scale.min) }),
+      el("span", { class: "legend-bar", style: { "background-image": scale.gradient() } }),
+      el("span", { class: "legend-end", text: formatNumber(scale.max) }),
+    ),
+    scale.kind === "diverging" && el("span", { class: "legend-zero", text: "0 in the middle" }),
+    masked && el("span", { class: "legend-masked" }, el("span", { class: "swatch masked-swatch" }), " masked"),
   );
-  const title = document.createElement("span");
-  title.className = "legend-title";
-  title.textContent = label;
-  const bar = document.createElement("span");
-  bar.className = "legend-bar";
-  bar.style.backgroundImage = scale.gradient();
-  const lo = document.createElement("span");
-  lo.className = "legend-end";
-  lo.textContent = formatNumber(scale.min);
-  const hi = document.createElement("span");
-  hi.className = "legend-end";
-  hi.textContent = formatNumber(scale.max);
-  const row = document.createElement("span");
-  row.className = "legend-scale";
-  row.append(lo, bar, hi);
-  legend.append(title, row);
-  if (scale.kind === "diverging") {
-    const zero = document.createElement("span");
-    zero.className = "legend-zero";
-    zero.textContent = "0 in the middle";
-    legend.append(zero);
-  }
-  if (masked) {
-    const swatch = document.createElement("span");
-    swatch.className = "legend-masked";
-    swatch.innerHTML = '<span class="swatch masked-swatch"></span> masked';
-    legend.append(swatch);
-  }
-  return legend;
 }

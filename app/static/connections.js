@@ -2,10 +2,10 @@
 // (query, key) pair whose thickness and opacity follow the attention weight.
 
 import { formatNumber } from "./colors.js";
+import { el, svgEl } from "./dom.js";
 import { exactValue } from "./heatmap.js";
 
 const ROW = 30; // px per token row; the SVG's y coordinates use the same unit
-const SVG_NS = "http://www.w3.org/2000/svg";
 
 function argmax(row) {
   let best = -1;
@@ -31,81 +31,73 @@ export function renderConnections(container, { matrix, tokens, keyTokens, colour
   for (const row of matrix) for (const v of row) if (v !== null && v > max) max = v;
   max ||= 1;
 
-  const view = document.createElement("div");
-  view.className = "connections";
-  view.style.setProperty("--row", `${ROW}px`);
-  view.style.setProperty("--head", colour);
-  view.style.height = `${rows * ROW}px`;
-
-  const left = document.createElement("div");
-  left.className = "conn-col conn-queries";
-  left.setAttribute("role", "group");
-  left.setAttribute("aria-label", `Query tokens (${name}): focus one to see where it looks`);
-  const right = document.createElement("ul");
-  right.className = "conn-col conn-keys";
-  right.setAttribute("aria-label", "Key tokens");
-
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("class", "conn-lines");
-  svg.setAttribute("viewBox", `0 0 100 ${rows * ROW}`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  svg.style.height = `${rows * ROW}px`;
+  const height = `${rows * ROW}px`;
+  const view = el("div", { class: "connections", style: { "--row": `${ROW}px`, "--head": colour, height } });
+  const left = el("div", {
+    class: "conn-col conn-queries",
+    role: "group",
+    "aria-label": `Query tokens (${name}): focus one to see where it looks`,
+  });
+  const right = el("ul", { class: "conn-col conn-keys", "aria-label": "Key tokens" });
+  const svg = svgEl("svg", {
+    class: "conn-lines",
+    viewBox: `0 0 100 ${rows * ROW}`,
+    preserveAspectRatio: "none",
+    "aria-hidden": "true",
+    focusable: "false",
+    style: { height },
+  });
 
   const lines = [];
   matrix.forEach((row, i) => {
     row.forEach((w, j) => {
       if (w === null || w <= 0) return;
-      const line = document.createElementNS(SVG_NS, "line");
-      line.setAttribute("x1", "0");
-      line.setAttribute("x2", "100");
-      line.setAttribute("y1", String((i + 0.5) * ROW));
-      line.setAttribute("y2", String((j + 0.5) * ROW));
-      line.setAttribute("stroke", colour);
-      line.setAttribute("vector-effect", "non-scaling-stroke");
-      line.dataset.query = String(i);
-      line.dataset.key = String(j);
-      line.dataset.weight = exactValue(w);
       const rel = w / max;
-      line.style.setProperty("--w", (0.5 + 6 * rel).toFixed(2));
-      line.style.setProperty("--o", (0.06 + 0.8 * rel * rel).toFixed(3));
-      line.style.setProperty("--o-on", (0.15 + 0.85 * rel).toFixed(3));
+      const line = svgEl("line", {
+        x1: 0,
+        x2: 100,
+        y1: (i + 0.5) * ROW,
+        y2: (j + 0.5) * ROW,
+        stroke: colour,
+        "vector-effect": "non-scaling-stroke",
+        data: { query: i, key: j, weight: exactValue(w) },
+        style: {
+          "--w": (0.5 + 6 * rel).toFixed(2),
+          "--o": (0.06 + 0.8 * rel * rel).toFixed(3),
+          "--o-on": (0.15 + 0.85 * rel).toFixed(3),
+        },
+      });
       svg.append(line);
       lines.push(line);
     });
   });
 
-  const keyItems = keyTokens.map((token, j) => {
-    const li = document.createElement("li");
-    li.className = "conn-key";
-    li.dataset.key = String(j);
-    const text = document.createElement("span");
-    text.className = "conn-text";
-    text.textContent = token;
-    const weight = document.createElement("span");
-    weight.className = "conn-weight";
-    li.append(text, weight);
-    right.append(li);
-    return li;
-  });
+  const keyItems = keyTokens.map((token, j) =>
+    el(
+      "li",
+      { class: "conn-key", data: { key: j } },
+      el("span", { class: "conn-text", text: token }),
+      el("span", { class: "conn-weight" }),
+    ),
+  );
+  right.append(...keyItems);
 
   let pinned = null;
   const buttons = tokens.map((token, i) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "conn-query";
-    button.dataset.query = String(i);
-    button.tabIndex = i === 0 ? 0 : -1;
-    button.setAttribute("aria-pressed", "false");
-    button.textContent = token;
     const top = argmax(matrix[i] ?? []);
     const topText =
       top >= 0 ? `looks most at “${keyTokens[top]}” (${formatNumber(matrix[i][top])})` : "no key";
-    button.setAttribute("aria-label", `${token}, query ${i + 1}: ${topText}`);
-    left.append(button);
-    return button;
+    return el("button", {
+      type: "button",
+      class: "conn-query",
+      data: { query: i },
+      tabindex: i === 0 ? 0 : -1,
+      "aria-pressed": "false",
+      "aria-label": `${token}, query ${i + 1}: ${topText}`,
+      text: token,
+    });
   });
+  left.append(...buttons);
 
   function show(i) {
     view.classList.toggle("focused", i !== null);

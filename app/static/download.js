@@ -1,13 +1,11 @@
 // Downloads: the JSON response as it came, a heatmap as a standalone SVG, or that SVG as a PNG.
 
 import { formatNumber } from "./colors.js";
+import { el } from "./dom.js";
 
 export function saveBlob(blob, filename) {
   const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = filename;
-  link.hidden = true;
+  const link = el("a", { href: url, download: filename, hidden: true });
   document.body.append(link);
   link.click();
   link.remove();

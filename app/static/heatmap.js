@@ -2,6 +2,7 @@
 // in data-value, shown in a tooltip and in an aria-live readout on hover or keyboard focus.
 
 import { formatNumber } from "./colors.js";
+import { el, note } from "./dom.js";
 
 let tooltip = null;
 
@@ -54,18 +55,17 @@ function defaultDescribe(opts) {
   };
 }
 
+/** Matrices larger than this are summarised instead of drawn (the DOM would crawl). */
+export const MAX_CELLS = 12_000;
+
 /**
  * Build a heatmap.
  * opts: values (rows × cols, numbers or null), rowLabels, colLabels, scale, label (the grid's
  * accessible name), rowAxis/colAxis ("query" | "key" | "dim" | "token" | "input" | "layer" |
- * "head"), head (data-head of the
- * cells), cellSize, readout (an element that receives the description), topKeys (column index per
- * row to mark), groupSize (columns per group, drawn with separators), showValues (text in cells),
- * nullLabel, describe(i, j, value).
+ * "head"), head (data-head of the cells), cellSize, readout (an element that receives the
+ * description), topKeys (column index per row to mark), groupSize (columns per group, drawn with
+ * separators), showValues (text in cells), nullLabel, describe(i, j, value).
  */
-/** Matrices larger than this are summarised instead of drawn (the DOM would crawl). */
-export const MAX_CELLS = 12_000;
-
 export function createHeatmap(opts) {
   const {
     values,
@@ -85,86 +85,73 @@ export function createHeatmap(opts) {
   const describe = opts.describe ?? defaultDescribe({ ...opts, rowAxis, colAxis });
   const total = values.length * (values[0]?.length ?? 0);
   if (total > MAX_CELLS) {
-    const note = document.createElement("p");
-    note.className = "note";
-    note.textContent = `${values.length} × ${values[0].length} = ${total} cells: too many to draw here. Shorten the sentence, or download the JSON.`;
-    return note;
+    return note(`${values.length} × ${values[0].length} = ${total} cells: too many to draw here. Shorten the sentence, or download the JSON.`);
   }
-
-  const table = document.createElement("table");
-  table.className = "heatmap";
-  table.setAttribute("role", "grid");
-  table.setAttribute("aria-label", label);
-  table.setAttribute("aria-rowcount", String(values.length + 1));
-  table.style.setProperty("--cell", `${cellSize}px`);
-  if (colAxis === "dim") table.classList.add("dims");
-  if (head !== null) table.dataset.head = String(head);
-
-  const thead = table.createTHead();
-  const headRow = thead.insertRow();
-  const corner = document.createElement("td");
-  corner.className = "corner";
-  corner.setAttribute("aria-hidden", "true");
-  corner.innerHTML = `<span class="axis-note"><span>${AXIS_PLURALS[rowAxis] ?? "rows"} ↓</span><span>${AXIS_PLURALS[colAxis] ?? "columns"} →</span></span>`;
-  headRow.append(corner);
-  colLabels.forEach((text, j) => {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.className = "col-label";
-    th.dataset.col = String(j);
-    if (groupSize && j % groupSize === 0 && j > 0) th.classList.add("group-start");
-    const span = document.createElement("span");
-    span.textContent = text;
-    th.title = String(text);
-    th.append(span);
-    headRow.append(th);
+  const groupStart = (j) => Boolean(groupSize) && j % groupSize === 0 && j > 0;
+  const corner = el("td", {
+    class: "corner",
+    "aria-hidden": "true",
+    html: `<span class="axis-note"><span>${AXIS_PLURALS[rowAxis] ?? "rows"} ↓</span><span>${AXIS_PLURALS[colAxis] ?? "columns"} →</span></span>`,
   });
-
-  const tbody = table.createTBody();
-  values.forEach((row, i) => {
-    const tr = tbody.insertRow();
-    const th = document.createElement("th");
-    th.scope = "row";
-    th.className = "row-label";
-    th.dataset.row = String(i);
-    th.textContent = rowLabels[i];
-    th.title = String(rowLabels[i]);
-    tr.append(th);
-    row.forEach((value, j) => {
-      const td = document.createElement("td");
-      td.setAttribute("role", "gridcell");
-      td.tabIndex = i === 0 && j === 0 ? 0 : -1;
-      td.dataset.row = String(i);
-      td.dataset.col = String(j);
-      if (head !== null) td.dataset.head = String(head);
-      if (rowAxis === "query") td.dataset.query = String(i);
-      if (colAxis === "key") td.dataset.key = String(j);
-      if (rowAxis === "key") td.dataset.key = String(i);
-      td.dataset.value = exactValue(value);
-      if (value === null) {
-        td.classList.add("null");
-      } else {
-        td.style.backgroundColor = scale.colour(value);
-        if (scale.dark(value)) td.classList.add("on-dark");
-      }
-      if (groupSize && j % groupSize === 0 && j > 0) td.classList.add("group-start");
-      if (topKeys && topKeys[i] === j) td.classList.add("top");
-      td.setAttribute("aria-label", describe(i, j, value));
-      if (showValues && value !== null) {
-        const span = document.createElement("span");
-        span.className = "cell-value";
-        span.textContent = formatNumber(value, 2).replace(/^(-?)0\./, "$1.");
-        td.append(span);
-      }
-      tr.append(td);
-    });
-  });
-
+  const columnHeader = (text, j) =>
+    el(
+      "th",
+      { scope: "col", class: groupStart(j) ? "col-label group-start" : "col-label", data: { col: j }, title: text },
+      el("span", { text }),
+    );
+  const cell = (value, i, j) =>
+    el(
+      "td",
+      {
+        role: "gridcell",
+        tabindex: i === 0 && j === 0 ? 0 : -1,
+        class: [
+          value === null && "null",
+          value !== null && scale.dark(value) && "on-dark",
+          groupStart(j) && "group-start",
+          topKeys && topKeys[i] === j && "top",
+        ].filter(Boolean).join(" ") || null,
+        data: {
+          row: i,
+          col: j,
+          head,
+          query: rowAxis === "query" ? i : null,
+          key: rowAxis === "key" ? i : colAxis === "key" ? j : null,
+          value: exactValue(value),
+        },
+        style: value === null ? {} : { "background-color": scale.colour(value) },
+        "aria-label": describe(i, j, value),
+      },
+      showValues && value !== null
+        ? el("span", { class: "cell-value", text: formatNumber(value, 2).replace(/^(-?)0\./, "$1.") })
+        : null,
+    );
+  const table = el(
+    "table",
+    {
+      class: colAxis === "dim" ? "heatmap dims" : "heatmap",
+      role: "grid",
+      "aria-label": label,
+      "aria-rowcount": values.length + 1,
+      style: { "--cell": `${cellSize}px` },
+      data: { head },
+    },
+    el("thead", {}, el("tr", {}, corner, colLabels.map(columnHeader))),
+    el(
+      "tbody",
+      {},
+      values.map((row, i) =>
+        el(
+          "tr",
+          {},
+          el("th", { scope: "row", class: "row-label", data: { row: i }, title: rowLabels[i], text: rowLabels[i] }),
+          row.map((value, j) => cell(value, i, j)),
+        ),
+      ),
+    ),
+  );
   wireInteractions(table, readout, values);
-  const scroller = document.createElement("div");
-  scroller.className = "matrix-scroll";
-  scroller.append(table);
-  return scroller;
+  return el("div", { class: "matrix-scroll" }, table);
 }
 
 function cellAt(table, i, j) {

@@ -3,38 +3,12 @@
 // attention on [CLS] and [SEP].
 
 import { formatNumber } from "./colors.js";
+import { el } from "./dom.js";
 import { createHeatmap } from "./heatmap.js";
 
 const THUMB_PIXELS = 104; // canvas resolution of a thumbnail (drawn at about half that size)
 
 const percent = (value) => (value === null || value === undefined ? "—" : `${formatNumber(value * 100, 1)}%`);
-
-/** Entropy, mean distance and strongest key per head of H × n × n weights (rows sum to 1). */
-export function computeMetrics(attention) {
-  const entropy = [];
-  const distance = [];
-  const top = [];
-  for (const matrix of attention) {
-    let e = 0;
-    let d = 0;
-    const tops = [];
-    matrix.forEach((row, i) => {
-      let best = 0;
-      row.forEach((w, j) => {
-        if (w === null) return;
-        if (w > 0) e -= w * Math.log(w);
-        d += w * Math.abs(i - j);
-        if (w > (row[best] ?? Number.NEGATIVE_INFINITY)) best = j;
-      });
-      tops.push(best);
-    });
-    const n = Math.max(1, matrix.length);
-    entropy.push(e / n);
-    distance.push(d / n);
-    top.push(tops);
-  }
-  return { entropy, mean_distance: distance, top_key: top };
-}
 
 /** Paint an n × m matrix onto a canvas, one block of pixels per cell. */
 export function drawThumbnail(canvas, matrix, scale) {
@@ -67,57 +41,49 @@ export function thumbnailLabel(layer, head, { entropy, distance, cls, sep }) {
  * metrics {entropy, mean_distance}, shares {cls, sep}}; scale: the shared colour scale;
  * onOpen(position, head): called on click or Enter; readout: polite live region.
  */
+function thumbnail(entry, k, matrix, h, scale) {
+  const label = thumbnailLabel(entry.layer, h, {
+    entropy: entry.metrics.entropy?.[h],
+    distance: entry.metrics.mean_distance?.[h],
+    cls: entry.shares.cls?.[h],
+    sep: entry.shares.sep?.[h],
+  });
+  const canvas = el("canvas", { "aria-hidden": "true" });
+  drawThumbnail(canvas, matrix, scale);
+  return el(
+    "button",
+    {
+      type: "button",
+      class: "thumb",
+      data: { layer: k, head: h },
+      tabindex: k === 0 && h === 0 ? 0 : -1,
+      "aria-label": label,
+      title: label,
+    },
+    canvas,
+  );
+}
+
 export function renderModelGrid(table, { layers, scale, onOpen, readout }) {
   const heads = layers[0]?.attention.length ?? 0;
-  const head = table.createTHead();
-  const headRow = head.insertRow();
-  const corner = document.createElement("td");
-  corner.className = "corner";
-  corner.innerHTML = '<span class="axis-note"><span>layers ↓</span><span>heads →</span></span>';
-  corner.setAttribute("aria-hidden", "true");
-  headRow.append(corner);
-  for (let h = 0; h < heads; h += 1) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.className = "col-label";
-    th.dataset.head = String(h);
-    th.textContent = `H${h + 1}`;
-    th.setAttribute("aria-label", `Head ${h + 1}`);
-    headRow.append(th);
-  }
-  const body = table.createTBody();
-  const buttons = layers.map((entry, k) => {
-    const tr = body.insertRow();
-    tr.dataset.layer = String(k);
-    const th = document.createElement("th");
-    th.scope = "row";
-    th.className = "row-label";
-    th.textContent = `Layer ${entry.layer + 1}`;
-    tr.append(th);
-    return entry.attention.map((matrix, h) => {
-      const td = tr.insertCell();
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "thumb";
-      button.dataset.layer = String(k);
-      button.dataset.head = String(h);
-      button.tabIndex = k === 0 && h === 0 ? 0 : -1;
-      const label = thumbnailLabel(entry.layer, h, {
-        entropy: entry.metrics.entropy?.[h],
-        distance: entry.metrics.mean_distance?.[h],
-        cls: entry.shares.cls?.[h],
-        sep: entry.shares.sep?.[h],
-      });
-      button.setAttribute("aria-label", label);
-      button.title = label;
-      const canvas = document.createElement("canvas");
-      canvas.setAttribute("aria-hidden", "true");
-      drawThumbnail(canvas, matrix, scale);
-      button.append(canvas);
-      td.append(button);
-      return button;
-    });
+  const corner = el("td", {
+    class: "corner",
+    "aria-hidden": "true",
+    html: '<span class="axis-note"><span>layers ↓</span><span>heads →</span></span>',
   });
+  const columnHeaders = Array.from({ length: heads }, (_, h) =>
+    el("th", { scope: "col", class: "col-label", data: { head: h }, "aria-label": `Head ${h + 1}`, text: `H${h + 1}` }),
+  );
+  const buttons = layers.map((entry, k) => entry.attention.map((matrix, h) => thumbnail(entry, k, matrix, h, scale)));
+  const rows = layers.map((entry, k) =>
+    el(
+      "tr",
+      { data: { layer: k } },
+      el("th", { scope: "row", class: "row-label", text: `Layer ${entry.layer + 1}` }),
+      buttons[k].map((button) => el("td", {}, button)),
+    ),
+  );
+  table.append(el("thead", {}, el("tr", {}, corner, columnHeaders)), el("tbody", {}, rows));
   wireGrid(table, buttons, onOpen, readout);
 }
 
@@ -170,64 +136,48 @@ export function markSelection(table, position, head) {
   }
 }
 
-function cell(tag, text, className) {
-  const el = document.createElement(tag);
-  el.textContent = text;
-  if (className) el.className = className;
-  return el;
-}
-
 /** A number cell with a bar behind it: `fraction` of the column's range. */
 function barCell(text, fraction, value) {
-  const td = cell("td", text, "num");
-  td.style.setProperty("--v", String(Math.max(0, Math.min(1, fraction || 0))));
-  if (value !== undefined && value !== null) td.dataset.value = String(value);
-  return td;
+  const bar = String(Math.max(0, Math.min(1, fraction || 0)));
+  return el("td", { class: "num", text, style: { "--v": bar }, data: { value } });
 }
+
+const COLUMNS = [
+  ["Head", ""],
+  ["Entropy", "nats"],
+  ["Distance", null],
+  ["[CLS]", "share"],
+  ["[SEP]", "share"],
+];
 
 /**
  * The chosen layer's metrics per head as a table: entropy, mean distance, [CLS] and [SEP] shares.
  * maxEntropy and maxDistance set the bars' full length.
  */
 export function renderLayerMetrics(table, { layer, metrics, shares, head, maxEntropy, maxDistance, unit }) {
-  table.replaceChildren(); // createTHead() would otherwise hand back the old head
-  const caption = document.createElement("caption");
-  caption.textContent = `Layer ${layer + 1}, per head`;
-  const thead = table.createTHead();
-  const headRow = thead.insertRow();
-  for (const [text, title] of [
-    ["Head", ""],
-    ["Entropy", "nats"],
-    ["Distance", unit],
-    ["[CLS]", "share"],
-    ["[SEP]", "share"],
-  ]) {
-    const th = cell("th", text);
-    th.scope = "col";
-    if (title) th.append(cell("small", ` ${title}`));
-    headRow.append(th);
-  }
-  const body = table.createTBody();
-  const heads = metrics.entropy?.length ?? 0;
-  for (let h = 0; h < heads; h += 1) {
-    const tr = body.insertRow();
-    tr.dataset.head = String(h);
-    if (h === head) tr.classList.add("current");
-    const th = cell("th", `Head ${h + 1}`);
-    th.scope = "row";
+  const headers = COLUMNS.map(([text, title]) =>
+    el("th", { scope: "col" }, text, title !== "" && el("small", { text: ` ${title ?? unit}` })),
+  );
+  const rows = (metrics.entropy ?? []).map((_, h) => {
     const e = metrics.entropy?.[h];
     const d = metrics.mean_distance?.[h];
     const c = shares.cls?.[h];
     const s = shares.sep?.[h];
-    tr.append(
-      th,
+    return el(
+      "tr",
+      { data: { head: h }, class: h === head ? "current" : null },
+      el("th", { scope: "row", text: `Head ${h + 1}` }),
       barCell(formatNumber(e, 2), e / (maxEntropy || 1), e),
       barCell(formatNumber(d, 2), d / (maxDistance || 1), d),
       barCell(percent(c), c, c),
       barCell(percent(s), s, s),
     );
-  }
-  table.replaceChildren(caption, thead, body);
+  });
+  table.replaceChildren(
+    el("caption", { text: `Layer ${layer + 1}, per head` }),
+    el("thead", {}, el("tr", {}, headers)),
+    el("tbody", {}, rows),
+  );
 }
 
 /**
@@ -235,19 +185,8 @@ export function renderLayerMetrics(table, { layer, metrics, shares, head, maxEnt
  * id: the figure's id; rows × cols values; describe(i, j, value) names a cell.
  */
 export function matrixFigure({ id, title, explain, values, rowLabels, colLabels, scale, label, describe, cellSize, rowAxis, colAxis }) {
-  const figure = document.createElement("figure");
-  figure.className = "heatmap-card matrix-card";
-  figure.id = id;
   const titleId = `${id}-title`;
-  figure.setAttribute("aria-labelledby", titleId);
-  const caption = document.createElement("figcaption");
-  const h3 = cell("h3", title);
-  h3.id = titleId;
-  caption.append(h3);
-  const text = cell("p", "", "card-sub matrix-explain");
-  text.innerHTML = explain;
-  const readout = cell("p", "Hover or focus a cell for its exact value.", "readout");
-  readout.setAttribute("aria-live", "polite");
+  const readout = el("p", { class: "readout", "aria-live": "polite", text: "Hover or focus a cell for its exact value." });
   const map = createHeatmap({
     values,
     rowLabels,
@@ -261,6 +200,12 @@ export function matrixFigure({ id, title, explain, values, rowLabels, colLabels,
     showValues: true,
     describe,
   });
-  figure.append(caption, text, map, readout);
-  return figure;
+  return el(
+    "figure",
+    { class: "heatmap-card matrix-card", id, "aria-labelledby": titleId },
+    el("figcaption", {}, el("h3", { id: titleId, text: title })),
+    el("p", { class: "card-sub matrix-explain", html: explain }),
+    map,
+    readout,
+  );
 }

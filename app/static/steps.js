@@ -1,9 +1,11 @@
-// The steps panel: the pipeline of DESIGN.md §1 in order, each step a small labelled heatmap
+// The steps panel: the pipeline of docs/architecture.md in order, each step a small labelled heatmap
 // with its shape and a one-line explanation; per-head steps follow the head selector. For a
 // pretrained model the panel shows one layer's attention block (from its input X to W_O).
 
 import { extent, makeScale, renderLegend } from "./colors.js";
+import { el } from "./dom.js";
 import { createHeatmap } from "./heatmap.js";
+import { shapeLabel, shapeOf } from "./view-model.js";
 
 const sub = (t) => `<sub>${t}</sub>`;
 
@@ -121,81 +123,45 @@ const PRETRAINED = {
   },
 };
 
-/** The dimensions of a nested array, following first elements. */
-export function shapeOf(value) {
-  const dims = [];
-  let x = value;
-  while (Array.isArray(x)) {
-    dims.push(x.length);
-    x = x[0];
-  }
-  return dims;
-}
-
-export const shapeLabel = (dims) => dims.join(" × ");
-
 function labelsFor(axis, result, count) {
   if (axis === "dim") return Array.from({ length: count }, (_, j) => String(j));
   const source = axis === "key" ? result.key_tokens ?? result.tokens : result.tokens;
   return Array.from({ length: count }, (_, i) => source[i] ?? `#${i}`);
 }
 
-function renderStep(def, { result, config, head, prefix }) {
-  const article = document.createElement("article");
-  article.className = "step";
-  article.dataset.step = def.name;
-  const titleId = `step-${def.name}-title`;
-  article.setAttribute("aria-labelledby", titleId);
-  const data = result.steps?.[def.name];
-  const dims = data === undefined || data === null ? [] : shapeOf(data);
-  const shape = shapeLabel(dims);
+function stepHeader(def, titleId, shape) {
+  return el(
+    "header",
+    { class: "step-header" },
+    el("span", { class: "step-num", "aria-hidden": "true", text: def.num }),
+    el("h3", { id: titleId, text: def.title }),
+    el("span", { class: "shape", data: { shape }, text: shape || "not returned" }),
+    el("span", { class: "shape-names", text: `(${def.dims})` }),
+  );
+}
 
-  const header = document.createElement("header");
-  header.className = "step-header";
-  header.innerHTML = `<span class="step-num" aria-hidden="true">${def.num}</span>`;
-  const h3 = document.createElement("h3");
-  h3.id = titleId;
-  h3.textContent = def.title;
-  const shapeEl = document.createElement("span");
-  shapeEl.className = "shape";
-  shapeEl.dataset.shape = shape;
-  shapeEl.textContent = shape || "not returned";
-  const dimsEl = document.createElement("span");
-  dimsEl.className = "shape-names";
-  dimsEl.textContent = `(${def.dims})`;
-  header.append(h3, shapeEl, dimsEl);
-
-  const explain = document.createElement("p");
-  explain.className = "step-explain";
-  explain.innerHTML = def.explain(config, def.layer);
-  article.append(header, explain);
-  if (!dims.length) return article;
-
+/** The matrix a step shows: the chosen head's slice of a per-head step, and how to name it. */
+function sliceOf(def, data, dims, { config, head }) {
+  if (dims.length !== 3) return { matrix: data, caption: "", index: null };
+  if (!def.perHead) return { matrix: data[0], caption: "", index: null }; // a leading batch axis of 1
   const heads = config.num_heads ?? 1;
   const kvHeads = config.num_kv_heads ?? heads;
-  let matrix = data;
-  let caption = "";
-  let index = null;
-  if (dims.length === 3 && def.perHead) {
-    const count = dims[0];
-    index = def.kv ? Math.floor((head * count) / heads) : Math.min(head, count - 1);
-    matrix = data[index];
-    caption = def.kv && kvHeads !== heads
+  const count = dims[0];
+  const index = def.kv ? Math.floor((head * count) / heads) : Math.min(head, count - 1);
+  const caption =
+    def.kv && kvHeads !== heads
       ? `K/V head ${index + 1} of ${count}, shared by query heads ${index * (heads / count) + 1}–${(index + 1) * (heads / count)}`
       : `Head ${index + 1} of ${count}`;
-  } else if (dims.length === 3) {
-    matrix = data[0]; // a leading batch axis of 1
-  }
+  return { matrix: data[index], caption, index };
+}
+
+function stepFigure(def, data, dims, { result, config, head, prefix }) {
+  const { matrix, caption, index } = sliceOf(def, data, dims, { config, head });
   const [lo, hi] = extent(data);
   const scale = def.sequential ? makeScale("sequential", 0, Math.max(hi, 1e-9)) : makeScale("diverging", lo, hi);
   const rows = matrix.length;
   const cols = rows ? matrix[0].length : 0;
-  const figure = document.createElement("figure");
-  figure.className = "step-figure";
-  const readout = document.createElement("p");
-  readout.className = "readout";
-  readout.setAttribute("aria-live", "polite");
-  readout.textContent = "Hover or focus a cell for its value.";
+  const readout = el("p", { class: "readout", "aria-live": "polite", text: "Hover or focus a cell for its value." });
   const map = createHeatmap({
     values: matrix,
     rowLabels: labelsFor(def.rows, result, rows),
@@ -207,14 +173,31 @@ function renderStep(def, { result, config, head, prefix }) {
     head: index,
     cellSize: def.cols === "dim" ? 14 : 22,
     readout,
-    groupSize: def.grouped ? config.head_dim ?? cols / heads : 0,
+    groupSize: def.grouped ? config.head_dim ?? cols / (config.num_heads ?? 1) : 0,
     nullLabel: "masked (null)",
   });
-  const figcaption = document.createElement("figcaption");
-  figcaption.textContent = `${prefix}${def.title}${caption ? ` — ${caption}` : ""}: ${rows} × ${cols}`;
-  figure.append(figcaption, map, renderLegend(scale, def.sequential ? "weight" : "value", { masked: def.name === "masked_scores" }), readout);
-  article.append(figure);
-  return article;
+  const legend = renderLegend(scale, def.sequential ? "weight" : "value", { masked: def.name === "masked_scores" });
+  return el(
+    "figure",
+    { class: "step-figure" },
+    el("figcaption", { text: `${prefix}${def.title}${caption ? ` — ${caption}` : ""}: ${rows} × ${cols}` }),
+    map,
+    legend,
+    readout,
+  );
+}
+
+function renderStep(def, { result, config, head, prefix }) {
+  const titleId = `step-${def.name}-title`;
+  const data = result.steps?.[def.name];
+  const dims = data === undefined || data === null ? [] : shapeOf(data);
+  return el(
+    "article",
+    { class: "step", data: { step: def.name }, "aria-labelledby": titleId },
+    stepHeader(def, titleId, shapeLabel(dims)),
+    el("p", { class: "step-explain", html: def.explain(config, def.layer) }),
+    dims.length ? stepFigure(def, data, dims, { result, config, head, prefix }) : null,
+  );
 }
 
 /**
@@ -222,19 +205,15 @@ function renderStep(def, { result, config, head, prefix }) {
  * layer), only the steps the response traced are drawn, explained for that layer of BERT.
  */
 export function renderSteps(container, { result, config, head, layer = null }) {
-  const list = document.createElement("ol");
-  list.className = "steps";
   const prefix = layer === null ? "" : `Layer ${layer + 1}: `;
+  const items = [];
   for (const step of STEPS) {
     if (layer !== null && result.steps?.[step.name] === undefined) continue;
     const def = layer === null ? step : { ...step, ...PRETRAINED[step.name], layer };
-    const li = document.createElement("li");
     const article = renderStep(def, { result, config, head, prefix });
     const table = article.querySelector("table");
     const width = table ? table.rows[0].cells.length * (def.cols === "dim" ? 14 : 22) : 0;
-    li.className = width > 440 ? "wide" : "narrow";
-    li.append(article);
-    list.append(li);
+    items.push(el("li", { class: width > 440 ? "wide" : "narrow" }, article));
   }
-  container.replaceChildren(list);
+  container.replaceChildren(el("ol", { class: "steps" }, items));
 }

@@ -1,0 +1,173 @@
+// The form: reads the controls into a POST /attention body, shows errors beside their fields,
+// fills the model selector from GET /models and keeps the API key for the tab.
+
+import { FORM_FIELDS } from "./api.js";
+
+const KEY_STORAGE = "attention-explorer.api-key";
+const RANDOM = "random";
+/** The number fields of the random model's configuration: name -> required. */
+const INTEGER_FIELDS = { d_model: true, num_heads: true, seed: true, num_kv_heads: false, window: false };
+const RANDOM_HINT = "Weights drawn from the seed, shaped by the head configuration above.";
+const PRETRAINED_HINT =
+  "A trained BERT sentence encoder running on this service’s own attention module: real attention, layer by layer.";
+
+const modelLabel = (model) =>
+  `${model.name} (${model.kind === "pretrained" ? "pretrained" : "seeded, one layer"})`;
+
+export class ConfigForm {
+  /** `form`: the form element; every control is looked up inside it. */
+  constructor(form) {
+    this.form = form;
+    this.models = null; // name -> entry of GET /models, once it answered
+    this.unavailable = null; // why GET /models has no pretrained model
+    this.textHint = this.part("text-hint").textContent;
+  }
+
+  part(id) {
+    return this.form.querySelector(`#${id}`);
+  }
+
+  apiKey() {
+    return this.part("api_key").value.trim();
+  }
+
+  chosenModel() {
+    const name = this.part("model").value || RANDOM;
+    return this.models?.get(name) ?? { name, kind: name === RANDOM ? "seeded" : "pretrained" };
+  }
+
+  /** The request body and the errors the page can tell without asking the service. */
+  read() {
+    const errors = [];
+    const text = this.part("text").value.trim();
+    if (!text) errors.push({ field: "text", message: "Type a sentence first." });
+    const model = this.chosenModel();
+    if (model.kind === "pretrained") {
+      const output = { attention: "per_head", precision: 4, metrics: true, analysis: true };
+      return { body: { model: model.name, text, layers: "all", output }, errors };
+    }
+    const config = {};
+    for (const [field, required] of Object.entries(INTEGER_FIELDS)) {
+      const input = this.part(field);
+      const raw = input.value.trim();
+      if (raw === "") {
+        if (input.validity.badInput) errors.push({ field, message: "Enter a whole number." });
+        else if (required) errors.push({ field, message: "Required: enter a whole number." });
+        config[field] = null;
+      } else {
+        config[field] = Number(raw);
+      }
+    }
+    config.positional_encoding = this.part("positional_encoding").value;
+    config.causal = this.part("causal").checked;
+    const output = { attention: "per_head", steps: "all", precision: 4, metrics: true };
+    return { body: { text, config, output }, errors };
+  }
+
+  clearErrors() {
+    for (const field of [...FORM_FIELDS, "api_key"]) {
+      const slot = this.part(`${field}-error`);
+      if (slot) {
+        slot.hidden = true;
+        slot.textContent = "";
+      }
+      this.part(field)?.removeAttribute("aria-invalid");
+    }
+    const banner = this.part("form-error");
+    banner.hidden = true;
+    banner.textContent = "";
+  }
+
+  /** Each message under its field (marked invalid), `message` in the summary under the form. */
+  showErrors(fieldErrors, message, { focus }) {
+    let first = null;
+    for (const { field, message: text } of fieldErrors) {
+      const slot = this.part(`${field}-error`);
+      const input = this.part(field);
+      if (!slot || !input) continue;
+      slot.textContent = slot.hidden ? text : `${slot.textContent} ${text}`;
+      slot.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+    }
+    if (message) {
+      const banner = this.part("form-error");
+      banner.textContent = message;
+      banner.hidden = false;
+    }
+    if (focus && first) first.focus();
+  }
+
+  get hasModels() {
+    return this.models !== null;
+  }
+
+  /** Fill the model selector from GET /models' answer, keeping the choice when it still exists. */
+  showModels({ models, unavailable }) {
+    this.models = new Map(models.map((m) => [m.name, m]));
+    this.unavailable = unavailable ?? null;
+    const select = this.part("model");
+    const previous = select.value;
+    const options = models.map((m) => {
+      const option = new Option(modelLabel(m), m.name);
+      option.dataset.kind = m.kind;
+      return option;
+    });
+    if (this.unavailable && !models.some((m) => m.kind === "pretrained")) {
+      const option = new Option("pretrained model — unavailable", "");
+      option.disabled = true;
+      option.dataset.kind = "pretrained";
+      option.dataset.unavailable = "true";
+      options.push(option);
+    }
+    select.replaceChildren(...options);
+    select.value = options.some((o) => o.value === previous && !o.disabled) ? previous : RANDOM;
+    select.dataset.loaded = "true";
+    this.applyModelChoice();
+  }
+
+  /** Show the head configuration for the random model, a note on the fixed one otherwise. */
+  applyModelChoice() {
+    const model = this.chosenModel();
+    const pretrained = model.kind === "pretrained";
+    const fieldset = this.part("heads-config");
+    fieldset.hidden = pretrained;
+    fieldset.disabled = pretrained;
+    const note = this.part("model-note");
+    note.hidden = !pretrained;
+    const known = (value) => value ?? "?";
+    note.textContent = pretrained
+      ? `${model.name} has a fixed configuration: ${known(model.layers)} layers × ${known(model.heads)} heads, d_model ${known(model.d_model)} (${known(model.head_dim)} per head), learned positions, at most ${known(model.max_tokens)} tokens. The head configuration fields apply to the random model only, so they are hidden.`
+      : "";
+    let hint = pretrained ? PRETRAINED_HINT : RANDOM_HINT;
+    if (this.unavailable) hint += ` The pretrained model is unavailable: ${this.unavailable}`;
+    this.part("model-hint").textContent = hint;
+    this.part("text-hint").textContent = pretrained
+      ? `Split into WordPieces by the model’s tokenizer, with [CLS] first and [SEP] last (at most ${known(model.max_tokens)}). Press Enter to compute.`
+      : this.textHint;
+  }
+
+  /** Call `compute` on submit and on Enter in any field; keep the API key for this tab. */
+  wire(compute) {
+    const key = this.part("api_key");
+    key.value = sessionStorage.getItem(KEY_STORAGE) ?? "";
+    key.addEventListener("input", () => {
+      const value = key.value.trim();
+      if (value) sessionStorage.setItem(KEY_STORAGE, value);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    });
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      compute();
+    });
+    this.form.addEventListener("keydown", (event) => {
+      // Enter on a checkbox or a select submits too (text and number fields do so natively)
+      const { type, tagName } = event.target;
+      if (event.key === "Enter" && (type === "checkbox" || tagName === "SELECT")) {
+        event.preventDefault();
+        this.form.requestSubmit();
+      }
+    });
+    this.part("model").addEventListener("change", () => this.applyModelChoice());
+  }
+}

@@ -1,0 +1,81 @@
+// The Steps panel: the pipeline of the random model's response, or the attention block of the
+// chosen layer of a pretrained model, whose steps are asked for when the panel is shown.
+// `#steps`' data-state says where it stands: idle (waits to be shown), loading, ready, error.
+
+import { fillHeadSelect, note, part } from "./dom.js";
+import { renderSteps } from "./steps.js";
+
+export class StepsPanel {
+  /**
+   * `container`: the panel, holding the head, layer-note and steps parts. `loader`: the steps of a
+   * pretrained model's layers (cached(position), isLoading(position), load(position, layer)).
+   */
+  constructor(container, loader) {
+    this.container = container;
+    this.select = part(container, "head");
+    this.layerNote = part(container, "layer-note");
+    this.steps = part(container, "steps");
+    this.loader = loader;
+    this.view = null;
+    this.select.addEventListener("change", () => this.draw());
+  }
+
+  /**
+   * view: {pretrained, result, config, heads (query heads to offer), and for a pretrained model
+   * position (in result.layers), layer (0-based in the model), total (the model's layers)}.
+   */
+  show(view) {
+    this.view = view;
+    fillHeadSelect(this.select, view.heads, { average: false });
+    this.draw();
+  }
+
+  /** The panel came into view: fetch the steps that waited for it, or failed. */
+  revealed() {
+    if (["idle", "error"].includes(this.steps.dataset.state)) this.draw();
+  }
+
+  setState(name, layer) {
+    this.steps.dataset.state = name;
+    if (layer === undefined) delete this.steps.dataset.layer;
+    else this.steps.dataset.layer = String(layer);
+  }
+
+  draw() {
+    const view = this.view;
+    if (!view) return;
+    const head = Number(this.select.value || 0);
+    if (!view.pretrained) {
+      this.layerNote.hidden = true;
+      this.setState("ready");
+      renderSteps(this.steps, { result: view.result, config: view.config, head });
+      return;
+    }
+    const { position, layer } = view;
+    this.layerNote.hidden = false;
+    this.layerNote.textContent = `Layer ${layer + 1} of ${view.total}: its attention block, from the layer’s input to the output projection. Always in WordPieces. Pick another layer above.`;
+    const steps = this.loader.cached(position);
+    if (!steps) {
+      if (this.container.hidden) this.setState("idle", layer); // fetched when the panel is shown
+      else this.fetch(view);
+      return;
+    }
+    this.setState("ready", layer);
+    const { tokens, key_tokens } = view.result;
+    renderSteps(this.steps, { result: { tokens, key_tokens, steps }, config: view.config, head, layer });
+  }
+
+  async fetch({ position, layer }) {
+    if (this.loader.isLoading(position)) return;
+    this.setState("loading", layer);
+    this.steps.replaceChildren(note(`Computing the steps of layer ${layer + 1}…`));
+    const outcome = await this.loader.load(position, layer);
+    if (!outcome) return; // superseded: a newer layer or a newer result
+    if (outcome.ok) {
+      if (this.view?.position === position) this.draw();
+      return;
+    }
+    this.setState("error", layer);
+    this.steps.replaceChildren(note(`The steps of layer ${layer + 1} could not be computed: ${outcome.message}`));
+  }
+}

@@ -1,0 +1,140 @@
+// Request orchestration: one computation at a time (a newer one aborts the older), the page's
+// data-state / data-generation that tests and assistive technology follow, the status line,
+// errors handed to the form, the models list, and the steps of a pretrained model's layers.
+
+import { getModels, postAttention } from "./api.js";
+import { setStatus } from "./status.js";
+import { doneMessage } from "./view-model.js";
+
+export class Computation {
+  /**
+   * form: the ConfigForm; state: the page state (data, raw, body are set on success);
+   * parts: {main, results, staleNote, summary} elements; onResult(): draws state.data.
+   */
+  constructor({ form, state, parts, onResult }) {
+    this.form = form;
+    this.state = state;
+    this.parts = parts;
+    this.onResult = onResult;
+    this.controller = null;
+    this.generation = 0;
+  }
+
+  setPageState(name) {
+    this.parts.main.dataset.state = name;
+    this.parts.results.setAttribute("aria-busy", String(name === "loading"));
+  }
+
+  /** A request settled (or never left): count it, so that waiters see the new state. */
+  finish(name) {
+    this.setPageState(name);
+    this.generation += 1;
+    this.parts.main.dataset.generation = String(this.generation);
+  }
+
+  /** Read the form, POST /attention, draw the answer or show why there is none. */
+  async compute({ userInitiated }) {
+    const { body, errors } = this.form.read();
+    this.form.clearErrors();
+    if (errors.length) {
+      this.form.showErrors(errors, "Fix the highlighted field and submit again.", { focus: userInitiated });
+      setStatus("Not sent: the form has an error.");
+      this.finish("error");
+      return;
+    }
+    this.controller?.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    this.setPageState("loading");
+    setStatus("Computing…");
+    let outcome;
+    try {
+      outcome = await postAttention(body, this.form.apiKey(), controller.signal);
+    } catch {
+      return; // aborted by a newer request
+    }
+    if (this.controller !== controller) return;
+    this.controller = null;
+    if (outcome.ok) this.succeeded(outcome, body);
+    else this.failed(outcome, userInitiated);
+  }
+
+  succeeded(outcome, body) {
+    Object.assign(this.state, { data: outcome.data, raw: outcome.raw, body });
+    this.onResult();
+    setStatus(doneMessage(outcome.data));
+    this.parts.staleNote.hidden = true;
+    this.finish("ready");
+    if (!this.form.hasModels) this.loadModels();
+  }
+
+  failed(outcome, userInitiated) {
+    this.form.showErrors(outcome.fieldErrors, outcome.message, { focus: userInitiated });
+    setStatus(outcome.status ? `Error ${outcome.status}.` : "Network error.");
+    this.parts.staleNote.hidden = !this.state.data;
+    if (!this.state.data) this.parts.summary.textContent = "No result yet: see the message above.";
+    this.finish("error");
+  }
+
+  /** GET /models into the model selector. */
+  async loadModels() {
+    const outcome = await getModels(this.form.apiKey());
+    if (!outcome.ok) return; // the random model works without it; retried after the next success
+    this.form.showModels(outcome.data);
+  }
+}
+
+/**
+ * The steps of a pretrained model's layers, asked for one layer at a time (the whole model's
+ * would weigh megabytes) and kept for as long as the result they belong to is on the page.
+ */
+export class LayerSteps {
+  constructor(apiKey) {
+    this.apiKey = apiKey;
+    this.reset(null);
+  }
+
+  /** A new result: forget the old one's steps. `body`: the request that produced it. */
+  reset(body) {
+    this.controller?.abort();
+    this.body = body;
+    this.cache = new Map();
+    this.controller = null;
+    this.position = null;
+  }
+
+  cached(position) {
+    return this.cache.get(position);
+  }
+
+  isLoading(position) {
+    return this.position === position && this.controller !== null;
+  }
+
+  /**
+   * Fetch the steps of result.layers[position] (model layer `layer`) into the cache. Resolves to
+   * {ok: true}, a failure {ok: false, message, …}, or null when a newer load superseded it.
+   */
+  async load(position, layer) {
+    this.controller?.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    this.position = position;
+    const { model, text } = this.body;
+    const body = { model, text, layers: [layer], output: { attention: "none", steps: "all", precision: 4 } };
+    let outcome;
+    try {
+      outcome = await postAttention(body, this.apiKey(), controller.signal);
+    } catch {
+      return null; // aborted: a newer layer or a newer result
+    }
+    if (this.controller !== controller) return null;
+    this.controller = null;
+    this.position = null;
+    if (!outcome.ok) return outcome;
+    const steps = outcome.data.results[0].steps ?? {};
+    // one sequence was sent: drop the batch axis of each step
+    this.cache.set(position, Object.fromEntries(Object.entries(steps).map(([name, value]) => [name, value[0]])));
+    return { ok: true };
+  }
+}

@@ -44,6 +44,18 @@ class Service:
             pretrained=PretrainedRegistry.from_setting(settings.model_path, device),
         )
 
+    def memory_use(self) -> dict[str, int]:
+        """This worker's bounded memory now, each beside the setting that bounds it."""
+        tokens = self.cache.tokens
+        return {
+            "modules": len(self.cache),
+            "module_cache_bytes": self.cache.bytes,
+            "token_vectors": len(tokens),
+            "token_cache_bytes": tokens.bytes,
+            "reserved_bytes": self.admission.memory.reserved,
+            "memory_budget_bytes": self.admission.memory.limit,
+        }
+
     def model_names(self) -> list[str]:
         return [RANDOM_MODEL, *self.pretrained.names]
 

@@ -61,4 +61,5 @@ async def info(service: ServiceDep) -> dict[str, Any]:
         "pretrained_unavailable": service.pretrained.unavailable,
         "workers": settings.workers,
         "torch_threads": torch.get_num_threads(),
+        "memory": service.memory_use(),
     }

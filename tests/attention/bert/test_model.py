@@ -66,3 +66,18 @@ def test_model_refuses_ids_and_layers_it_does_not_have(bert: LoadedBert) -> None
         bert.model(ids)
     with pytest.raises(InputError, match="trace_layers"):
         bert.model(torch.tensor([[101, 102]]), trace_layers=[6])
+
+
+def test_only_the_named_layers_keep_their_weights(bert: LoadedBert) -> None:
+    batch = bert.tokenizer.encode(SENTENCES[:1])
+    with torch.inference_mode():
+        every = bert.model(batch.input_ids)
+        some = bert.model(batch.input_ids, output_attentions=[4, 1, 99])
+        none = bert.model(batch.input_ids, output_attentions=[])
+
+    assert some.attention_layers == (1, 4)  # ascending, unknown layers ignored
+    assert torch.allclose(some.attentions[0], every.attentions[1], atol=1e-6)
+    assert torch.allclose(some.attentions[1], every.attentions[4], atol=1e-6)
+    assert none.attentions == ()
+    # the fused kernel computes the same hidden states as the traced path
+    assert torch.allclose(none.last_hidden_state, every.last_hidden_state, atol=1e-5)

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__, auth, metrics
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit
-from app.routes import attention, health, models
+from app.routes import attention, health, models, steps
 from app.routes import metrics as metrics_route
 from app.schemas import AttentionRequest
 from app.service import Service, torch_threads
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(attention.router)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(steps.router)
     app.include_router(metrics_route.router)
     mount_explorer(app)
     # middleware, innermost first: body limit, API keys, CORS (answers preflights), metrics

@@ -1,7 +1,7 @@
 """POST /attention with a pretrained model: tokenize, run every layer, cut per sequence.
 
 Per result, arrays gain a leading layer axis over the requested `layers`: attention is
-Nl × H × L × L, each step Nl × (its shape in DESIGN.md §1), metrics Nl × H.
+Nl × H × L × L, each step Nl × (its shape in the step registry, GET /steps), metrics Nl × H.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Request and response models of POST /attention, named by role.
 
-Field names marked **contract** in DESIGN.md are what clients and frontends rely on.
+The field names of `AttentionRequest`, and `results[i].output`, `.attention` and `.steps` of the
+response, are the contract clients and frontends rely on (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,11 +27,10 @@ from attention import STEPS
 DEFAULT_SENTENCE = "The man who passes the sentence should swing the sword"
 DEFAULT_TOKENS = DEFAULT_SENTENCE.split()
 
-StepName = Literal[
-    "token_embeddings", "positional", "inputs", "q", "k", "v", "scores", "scaled_scores",
-    "masked_scores", "attention", "head_outputs", "concat", "output",
-]  # fmt: skip
-assert set(StepName.__args__) == set(STEPS)  # type: ignore[attr-defined]  # kept in step
+if TYPE_CHECKING:
+    StepName = str
+else:  # the schema's enum is the step registry's names (attention/steps.py), in pipeline order
+    StepName = Literal[STEPS]
 
 # Bounds every integer of the schema has, far above any setting's limit: the settings refuse a
 # large value with 413 and their names; these only keep absurd numbers (2**64) out of the code
@@ -237,7 +237,9 @@ class SequenceResult(BaseModel):
     key_tokens: list[str | int] = Field(description="The keys, with <bias_k> and <zero_attn> last")
     output: Numbers = Field(description="L × d_model")
     attention: Numbers | None = Field(description="H × L × S, L × S (average) or null")
-    steps: dict[str, Numbers] = Field(description="Requested steps, shapes as in DESIGN.md §1")
+    steps: dict[str, Numbers] = Field(
+        description="Requested steps, shapes as in GET /steps (the step registry)"
+    )
     metrics: HeadMetrics | None = None
     fully_masked_queries: list[int] = Field(
         description="Queries that could attend to no key: their weights and outputs are zeros"
@@ -250,6 +252,13 @@ class SequenceResult(BaseModel):
         "words, word_attention (Nl×H×W×W)",
     )  # fmt: skip
     embedding: Numbers | None = Field(None, description="Pretrained models: the sentence embedding")
+
+
+class StepInfo(BaseModel):
+    name: str = Field(description="The name in output.steps and results[i].steps")
+    layout: str = Field(description="tokens, head_queries, head_keys or head_matrix")
+    shape: str = Field(description="One sequence's shape (pretrained: a leading layer axis)")
+    meaning: str
 
 
 class ResolvedConfig(BaseModel):

@@ -1,8 +1,9 @@
 """The step registry: every step of the traced pipeline, its tensor layout and what it means.
 
 One list, in pipeline order. The service derives from it the step names its schema accepts, how
-it cuts one sequence out of a batched step, and how many numbers a step adds to an answer; the
-README's step table is checked against it (docs/architecture.md).
+it cuts one sequence out of a batched step, how many numbers a step adds to an answer's cost,
+and `GET /steps`; the README's step table is generated from it (`steps_table`) and a test keeps
+them equal (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -23,25 +24,28 @@ LAYOUT_SHAPES: dict[Layout, str] = {
 @dataclass(frozen=True)
 class Step:
     name: str
-    layout: Layout
+    layout: Layout  # how the batched tensor is laid out
+    shape: str  # one sequence's shape, as an answer carries it
     meaning: str
 
 
 REGISTRY: tuple[Step, ...] = (
-    Step("token_embeddings", "tokens", "each token's vector (step 1: embedding)"),
-    Step("positional", "tokens", "the positional encoding added to it (zeros for RoPE, ALiBi)"),
-    Step("inputs", "tokens", "the embedded position layer: token embedding + position"),
-    Step("q", "head_queries", "queries: the linear layer W_Q, split into heads (RoPE-rotated)"),
-    Step("k", "head_keys", "keys: the linear layer W_K, split into K/V heads (RoPE-rotated)"),
-    Step("v", "head_keys", "values: the linear layer W_V, split into K/V heads"),
-    Step("scores", "head_matrix", "Q × Kᵀ, per head"),
-    Step("scaled_scores", "head_matrix", "the scores scaled by 1/√d_k (or config.scale)"),
-    Step("masked_scores", "head_matrix", "plus masks and biases (causal, window, padding, ALiBi)"),
-    Step("attention", "head_matrix", "softmax over the keys: the attention weights"),
-    Step("head_outputs", "head_queries", "each head's weighted sum of the value rows"),
-    Step("concat", "tokens", "the heads' outputs side by side (concatenation)"),
-    Step("output", "tokens", "the output projection W_O"),
-)
+    Step("token_embeddings", "tokens", "L × d_model", "the token's vector"),
+    Step("positional", "tokens", "L × d_model",
+         "the additive positional encoding (zeros for none, rope, alibi)"),
+    Step("inputs", "tokens", "L × d_model", "their sum, the embedded position layer"),
+    Step("q", "head_queries", "H × L × d_k", "queries per head (after RoPE when configured)"),
+    Step("k", "head_keys", "H_kv × S × d_k", "keys per K/V head (after RoPE when configured)"),
+    Step("v", "head_keys", "H_kv × S × d_k", "values per K/V head"),
+    Step("scores", "head_matrix", "H × L × S", "Q×Kᵀ"),
+    Step("scaled_scores", "head_matrix", "H × L × S", "× 1/√d_k, or × `config.scale`"),
+    Step("masked_scores", "head_matrix", "H × L × S",
+         "plus masks and ALiBi; masked entries are `null`"),
+    Step("attention", "head_matrix", "H × L × S", "softmax over keys"),
+    Step("head_outputs", "head_queries", "H × L × d_k", "each head's weighted sum of values"),
+    Step("concat", "tokens", "L × (H·d_k)", "the heads side by side"),
+    Step("output", "tokens", "L × d_model", "the output projection"),
+)  # fmt: skip
 STEPS: tuple[str, ...] = tuple(step.name for step in REGISTRY)
 LAYOUTS: dict[str, Layout] = {step.name: step.layout for step in REGISTRY}
 
@@ -66,3 +70,10 @@ def step_elements(name: str, dims: Dims) -> int:
     if layout == "head_matrix":
         return dims.batch * dims.heads * dims.queries * dims.keys
     return dims.batch * dims.queries * dims.d_model  # H · d_k = d_model for queries' rows
+
+
+def steps_table() -> str:
+    """The README's table of steps, one row per step."""
+    rows = ["| step | shape | what it is |", "|---|---|---|"]
+    rows += [f"| `{step.name}` | {step.shape} | {step.meaning} |" for step in REGISTRY]
+    return "\n".join(rows)

@@ -21,6 +21,7 @@ from app.main import create_app
 from app.runtime import Admission
 from app.service import Service
 from app.settings import Settings
+from attention import STEPS
 
 SMALL = {"d_model": 8, "num_heads": 2}
 WAIT_LIMIT_S = 5.0
@@ -211,3 +212,16 @@ async def test_a_request_that_cannot_get_a_slot_in_time_answers_504() -> None:
 
     assert late.status_code == 504
     assert "deadline of 0.3 s" in late.json()["detail"]
+
+
+async def test_steps_lists_the_registry_in_pipeline_order() -> None:
+    async with serving() as (_, client):
+        listed = (await client.get("/steps")).json()
+
+    assert [step["name"] for step in listed] == list(STEPS)
+    assert listed[STEPS.index("q")] == {
+        "name": "q",
+        "layout": "head_queries",
+        "shape": "H × L × d_k",
+        "meaning": "queries per head (after RoPE when configured)",
+    }

@@ -19,7 +19,8 @@ def _embedding(cache_bytes: int = 2**20, vocab_size: int = 10) -> TokenEmbedding
 
 
 def test_hashed_vector_is_pinned_for_every_process_and_version() -> None:
-    # DESIGN.md §3: "sword" has the same vector everywhere; changing the scheme changes these
+    # same input, same numbers (docs/architecture.md): "sword" has the same vector everywhere;
+    # changing the scheme changes these
     expected = [0.22348406778383614, -0.4014145277694561, 2.3439017027974587, -0.5700904038102939]
     assert hashed_vector("sword", 8, 0)[:4].tolist() == pytest.approx(expected, abs=1e-12)
 

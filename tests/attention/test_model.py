@@ -16,7 +16,8 @@ SENTENCES = [["the", "man", "who", "passes"], ["the", "sentence", "should", "swi
 def _documented_shapes(
     cfg: AttentionConfig, length: int, source_length: int
 ) -> dict[str, tuple[int, ...]]:
-    """DESIGN.md §1, one sequence; S counts bias_k and the zero key."""
+    """The step registry's shapes (attention/steps.py), one sequence; S counts bias_k and the
+    zero key."""
     heads, kv_heads, d = cfg.num_heads, cfg.kv_heads, cfg.head_dim
     return {
         "token_embeddings": (length, cfg.d_model),

@@ -1,4 +1,5 @@
-"""Same input, same numbers: string tokens across two separate server processes (DESIGN.md §3)."""
+"""Same input, same numbers: string tokens across two separate server processes
+(docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Every step with its documented shape (DESIGN.md §1), masks in masked_scores, precision,
-metrics and the forms of `output.attention`, over real HTTP."""
+"""Every step with its documented shape (the step registry, attention/steps.py), masks in
+masked_scores, precision, metrics and the forms of `output.attention`, over real HTTP."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ STEP_NAMES = (
 def documented_shapes(
     *, queries: int, keys: int, d_model: int, heads: int, kv_heads: int
 ) -> dict[str, tuple[int, ...]]:
-    """DESIGN.md §1 for one sequence; `keys` counts bias_k and the zero key."""
+    """The registry's shape for one sequence; `keys` counts bias_k and the zero key."""
     L, S, H, H_kv, d = queries, keys, heads, kv_heads, d_model // heads
     return {
         "token_embeddings": (L, d_model), "positional": (L, d_model), "inputs": (L, d_model),

@@ -38,10 +38,15 @@ def attacks() -> dict[str, Callable[[int], dict[str, Any]]]:
     return {
         "row 1: new module seeds": lambda n: {
             "text": "a",
-            "config": {"d_model": 2048, "num_heads": 1, "vocab_size": 23000, "seed": n,
-                       "dtype": "float64"},
+            "config": {
+                "d_model": 2048,
+                "num_heads": 1,
+                "vocab_size": 23000,
+                "seed": n,
+                "dtype": "float64",
+            },
             "output": {"attention": "none"},
-        },  # fmt: skip
+        },
         "row 2: unique key tokens": lambda n: {
             "sequences": [["q"]] * 8,
             "key_sequences": [[f"s{n}-{r}-{i}" for i in range(2048)] for r in range(8)],
@@ -55,8 +60,10 @@ def attacks() -> dict[str, Callable[[int], dict[str, Any]]]:
         },
         "row 5: 16 MB of text": lambda n: {"model": MODEL, "text": "word " * 3_200_000},
         "row 10/11: 64 × 256 pretrained": lambda n: {
-            "model": MODEL, "text": long_text, "output": {"attention": "none"},
-        },  # fmt: skip
+            "model": MODEL,
+            "text": long_text,
+            "output": {"attention": "none"},
+        },
     }
 
 
@@ -174,11 +181,17 @@ def run(url: str, duration_s: float, server_pid: int | None) -> dict[str, Any]:
     return {
         "duration_s": duration_s,
         "statuses": {name: dict(counts) for name, counts in soak.statuses.items()},
-        "probes": {"count": len(probes), "p50_ms": probes[len(probes) // 2] if probes else None,
-                   "max_ms": probes[-1] if probes else None},  # fmt: skip
+        "probes": {
+            "count": len(probes),
+            "p50_ms": probes[len(probes) // 2] if probes else None,
+            "max_ms": probes[-1] if probes else None,
+        },
         "rss_mib": {
-            str(pid): {"before": before.get(pid, 0) / MiB, "peak": max(samples) / MiB,
-                       "after": after.get(pid, 0) / MiB}  # fmt: skip
+            str(pid): {
+                "before": before.get(pid, 0) / MiB,
+                "peak": max(samples) / MiB,
+                "after": after.get(pid, 0) / MiB,
+            }
             for pid, samples in soak.rss.items()
         },
     }

@@ -40,7 +40,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
             "analysis": True,
             "embedding": True,
         },
-    },  # fmt: skip
+    },
 }
 
 

@@ -21,7 +21,7 @@ from app.limits import (
     peak_estimate,
 )
 from app.pretrained import Pretrained
-from app.results import cut_step
+from app.results import attention_answer, metrics_answer, numpy
 from app.schemas import AttentionRequest
 from app.settings import Settings
 from attention import STEPS, Dims, InputError, step_elements
@@ -35,7 +35,8 @@ from attention.bert import (
     special_token_shares,
 )
 from attention.cost import forward_elements, returned_elements
-from attention.metrics import head_metrics
+from attention.metrics import HeadMetrics, head_metrics
+from attention.results import cut_step
 
 UNSUPPORTED_INPUTS = (
     "embeddings", "key_sequences", "key_embeddings", "value_embeddings", "key_padding_mask",
@@ -197,20 +198,16 @@ def _sequence_result(
     chosen = None if every_layer is None else every_layer[[kept.index(i) for i in layers]]
     tokens = list(batch.tokens[row])
     options = request.output
-    metrics = analysis = attention = None
+    metrics = analysis = None
     if chosen is not None and options.metrics:
-        metrics = _layer_metrics(chosen, length)
+        metrics = metrics_answer(_layer_metrics(chosen, length))
     if every_layer is not None and chosen is not None and options.analysis:
         analysis = _analysis(every_layer, chosen, batch, row)
-    if chosen is not None and options.attention == "per_head":
-        attention = _numpy(chosen)  # (Nl, H, n, n)
-    elif chosen is not None and options.attention == "average":
-        attention = _numpy(chosen.mean(dim=1))
     return {
         "tokens": tokens,
         "key_tokens": tokens,
-        "output": _numpy(output.last_hidden_state[row, :length]),
-        "attention": attention,
+        "output": numpy(output.last_hidden_state[row, :length]),
+        "attention": attention_answer(chosen, options),  # (Nl, H, n, n) or (Nl, n, n)
         "layers": layers,
         "steps": {step: _layer_steps(output, step, row, length, layers) for step in traced},
         "metrics": metrics,
@@ -222,20 +219,15 @@ def _sequence_result(
 
 def _layer_steps(output: BertOutput, step: str, row: int, length: int, layers: list[int]) -> Array:
     columns = slice(0, length)
-    parts = [
-        cut_step(step, _numpy(output.traces[layer][step]), row, length, columns) for layer in layers
-    ]
-    return np.stack(parts)
+    parts = [cut_step(step, output.traces[layer][step], row, length, columns) for layer in layers]
+    return numpy(torch.stack(parts))  # (Nl, …)
 
 
-def _layer_metrics(chosen: Tensor, length: int) -> dict[str, Array]:
+def _layer_metrics(chosen: Tensor, length: int) -> HeadMetrics:
+    """Each layer's metrics, stacked: (Nl, H), (Nl, H), (Nl, H, n)."""
     none_masked = torch.zeros(chosen.shape[1], length, dtype=torch.bool, device=chosen.device)
     per_layer = [head_metrics(layer, length, none_masked) for layer in chosen]
-    return {
-        "entropy": _numpy(torch.stack([metrics.entropy for metrics in per_layer])),
-        "mean_distance": _numpy(torch.stack([metrics.mean_distance for metrics in per_layer])),
-        "top_key": _numpy(torch.stack([metrics.top_key for metrics in per_layer])),
-    }
+    return HeadMetrics(*(torch.stack(values) for values in zip(*per_layer, strict=True)))
 
 
 def _analysis(
@@ -243,13 +235,8 @@ def _analysis(
 ) -> dict[str, Any]:
     shares = special_token_shares(chosen, batch.tokens[row])
     return {
-        "rollout": _numpy(attention_rollout(every_layer)),
-        "special_share": {token: _numpy(share) for token, share in shares.items()},
+        "rollout": numpy(attention_rollout(every_layer)),
+        "special_share": {token: numpy(share) for token, share in shares.items()},
         "words": batch.group_labels(row),
-        "word_attention": _numpy(aggregate_words(chosen, batch.word_groups(row))),
+        "word_attention": numpy(aggregate_words(chosen, batch.word_groups(row))),
     }
-
-
-def _numpy(tensor: Tensor) -> Array:
-    array: Array = tensor.detach().cpu().numpy()
-    return array

@@ -35,7 +35,9 @@ class Service:
                 settings.max_concurrency, settings.max_queue, settings.request_timeout_s
             ),
             cache=ModuleCache(settings.module_cache_size, device),
-            pretrained=PretrainedRegistry.from_setting(settings.model_path, device),
+            pretrained=PretrainedRegistry.from_setting(
+                settings.model_path, device, settings.max_model_bytes
+            ),
         )
 
     def model_names(self) -> list[str]:

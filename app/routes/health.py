@@ -19,7 +19,7 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 LIMIT_SETTINGS = (
     "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads", "max_work",
-    "max_concurrency", "max_queue", "request_timeout_s",
+    "max_concurrency", "max_queue", "request_timeout_s", "max_model_bytes",
 )  # fmt: skip
 
 

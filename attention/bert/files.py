@@ -65,6 +65,14 @@ def kind(path: Path, folder: Path | None) -> Literal["file", "folder", "other"] 
     return "file" if stat.S_ISREG(mode) else "other"
 
 
+def require_regular(path: Path, folder: Path, found: str) -> None:
+    """A folder, a pipe or a device where a file should be: reading a pipe would wait forever."""
+    if found == "folder":
+        raise file_error(path, folder, "is a folder, not a file")
+    if found != "file":
+        raise file_error(path, folder, "is not a regular file (a pipe, socket or device)")
+
+
 def require_folder(folder: Path) -> None:
     found = kind(folder, None)
     if found is None:

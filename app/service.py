@@ -41,7 +41,9 @@ class Service:
             cache=ModuleCache(
                 settings.module_cache_bytes, device, TokenVectorCache(settings.token_cache_bytes)
             ),
-            pretrained=PretrainedRegistry.from_setting(settings.model_path, device),
+            pretrained=PretrainedRegistry.from_setting(
+                settings.model_path, device, settings.max_model_bytes
+            ),
         )
 
     def memory_use(self) -> dict[str, int]:

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from attention.bert.config import DEFAULT_MAX_MODEL_BYTES
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     model_path: str | None = Field(
         None, description="A BERT-format folder to serve instead of the bundled all-MiniLM-L6-v2"
     )
+    max_model_bytes: int = Field(
+        DEFAULT_MAX_MODEL_BYTES, ge=1, description="Largest pretrained model, in bytes of "
+        "parameters per copy (float32; a float64 copy takes twice as much), computed from "
+        "config.json before anything is allocated: past it the model is not served",
+    )  # fmt: skip
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ LIMIT_SETTINGS = (
     "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads", "max_text_chars",
     "max_token_chars", "max_request_bytes", "max_response_bytes", "memory_budget_bytes",
     "module_cache_bytes", "token_cache_bytes", "max_concurrency", "max_queue", "request_timeout_s",
+    "max_model_bytes",
 )  # fmt: skip
 
 

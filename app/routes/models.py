@@ -15,6 +15,9 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 class ModelEntry(BaseModel):
+    """A pretrained entry also has `source` (`folder:<folder name>` or `package:<PyPI package>`,
+    never a filesystem path), its sizes, `parameters` and `parameter_bytes` (float32)."""
+
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description="The value of `model` in POST /attention")
@@ -25,7 +28,9 @@ class ModelEntry(BaseModel):
 class ModelList(BaseModel):
     models: list[ModelEntry]
     unavailable: str | None = Field(
-        None, description="Why the pretrained model is not served, when it is not"
+        None,
+        description="Why the pretrained model is not served, when it is not: its source, then "
+        "the cause, naming a file by its name within the model folder",
     )
 
 

@@ -19,8 +19,14 @@ from attention.bert.analysis import (
     row_entropy,
     special_token_shares,
 )
-from attention.bert.config import BertConfig
-from attention.bert.errors import ModelDependencyError, ModelError, ModelFileError
+from attention.bert.config import (
+    DEFAULT_MAX_MODEL_BYTES,
+    BertConfig,
+    check_model_size,
+    num_parameters,
+    parameter_bytes,
+)
+from attention.bert.errors import ModelDependencyError, ModelError, ModelFileError, ModelSizeError
 from attention.bert.loading import (
     BUNDLED_MODEL_NAME,
     BertInfo,
@@ -34,6 +40,7 @@ from attention.bert.tokenizer import TokenizedBatch, WordPieceTokenizer, word_gr
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
+    "DEFAULT_MAX_MODEL_BYTES",
     "BertConfig",
     "BertEmbeddings",
     "BertInfo",
@@ -43,18 +50,22 @@ __all__ = [
     "ModelDependencyError",
     "ModelError",
     "ModelFileError",
+    "ModelSizeError",
     "TokenizedBatch",
     "WordPieceTokenizer",
     "aggregate_words",
     "attention_rollout",
     "attention_share",
     "bundled_model_path",
+    "check_model_size",
     "embed_texts",
     "head_entropy",
     "load_bert",
     "load_hf_state_dict",
     "mean_pool",
+    "num_parameters",
     "offset_argmax_share",
+    "parameter_bytes",
     "rollout_by_layer",
     "row_entropy",
     "sentence_embeddings",

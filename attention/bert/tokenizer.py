@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from attention.bert.errors import ModelDependencyError, ModelFileError
+from attention.bert import files
+from attention.bert.errors import ModelDependencyError
 from attention.errors import InputError
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
 
+MAX_TOKENIZER_BYTES = 64 * files.MiB  # large multilingual tokenizer.json files are ~20 MiB
 WordId = int | None  # None marks a special token such as [CLS], [SEP]
 Offset = tuple[int, int]  # characters [start, end) of the text (of the word, for word input)
 
@@ -106,21 +108,32 @@ class WordPieceTokenizer:
 
     @classmethod
     def from_file(cls, path: Path, *, max_length: int, pad_token_id: int = 0) -> WordPieceTokenizer:
-        if not path.is_file():
-            raise ModelFileError(f"the model folder has no tokenizer file {path}", path=path)
+        """Read `path` (a model folder's tokenizer.json); every failure is a ModelFileError
+        naming the file by its name, never by its absolute path."""
         try:
             from tokenizers import Tokenizer
         except ImportError:
             raise ModelDependencyError("tokenizers") from None
+        folder = path.parent
+        raw = files.read_bytes(path, folder, max_bytes=MAX_TOKENIZER_BYTES)
         try:
-            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise files.file_error(path, folder, "is not UTF-8 text") from None
         except Exception as error:  # the Rust side raises plain Exceptions
-            raise ModelFileError(f"{path} is not a tokenizer file: {error}", path=path) from None
+            message = files.scrub(str(error), folder)
+            raise files.file_error(path, folder, f"is not a tokenizer file: {message}") from None
         return cls(tokenizer, max_length=max_length, pad_token_id=pad_token_id)
 
     @property
     def vocab_size(self) -> int:
         return self._tokenizer.get_vocab_size()
+
+    @property
+    def id_count(self) -> int:
+        """One more than the largest id the tokenizer can produce, added tokens included: the
+        rows the word embeddings need."""
+        return max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
 
     def token_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)

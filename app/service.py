@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from fastapi import Request
 
-from app.pretrained import RANDOM_MODEL, PretrainedRegistry
+from app.pipelines import RANDOM_MODEL
+from app.pipelines.encoder.registry import PretrainedRegistry
 from app.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
 from app.settings import Settings
 from attention import resolve_device

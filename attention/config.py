@@ -77,6 +77,14 @@ class AttentionConfig:
     def resolved_scale(self) -> float:
         return 1.0 / math.sqrt(self.head_dim) if self.scale is None else self.scale
 
+    def derived(self) -> dict[str, int | float]:
+        """What the configuration implies, as an answer reports it beside what was given."""
+        return {
+            "num_kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "scale": self.resolved_scale,
+        }
+
     @property
     def extra_keys(self) -> int:
         """Keys appended after the sequence's own: ``bias_k`` and the zero key."""

@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from app.compute import library_config, run_model
 from app.encoding import JSON, MSGPACK, encode, negotiate
-from app.labels import request_labels
-from app.results import cut_results
-from app.routes.attention import parse_request, prepare_random
+from app.pipelines import Context, Prepared, pipeline_for
+from app.pipelines.random.inputs import library_config, run_model
+from app.pipelines.random.labels import request_labels
+from app.pipelines.random.results import cut_results
+from app.routes.attention import parse_request
 from app.runtime import Timing
 from app.schemas import SequenceResult
 from app.service import Service
@@ -38,9 +39,21 @@ def handle(body: bytes, accept: str, service: Service) -> bytes:
     """The handler's work for one request, as post_attention does it, minus HTTP."""
     started = time.perf_counter()
     request = parse_request(body)
-    work = prepare_random(request, service, started, Timing(), negotiate(accept))
+    context = Context(service, started, Timing(), negotiate(accept))
+    prepared = finished(pipeline_for(request)(request, context))
     with torch.inference_mode():  # as Admission runs it in its worker thread
-        return work()
+        return prepared.work()
+
+
+def finished(coroutine: Coroutine[Any, Any, Prepared]) -> Prepared:
+    """The random pipeline's prepare never waits: run it without an event loop's cost."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        prepared: Prepared = done.value
+        return prepared
+    coroutine.close()
+    raise RuntimeError("the pipeline waited for something: run it on an event loop")
 
 
 def repeat(

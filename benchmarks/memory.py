@@ -66,7 +66,8 @@ def measure(name: str) -> dict[str, Any]:
     """In this process: warm up, then run one case and compare its peak with its estimate."""
     from app.encoding import JSON
     from app.main import create_app
-    from app.routes.attention import parse_request, prepare_pretrained, prepare_random
+    from app.pipelines import Context, pipeline_for
+    from app.routes.attention import parse_request
     from app.runtime import Timing
     from app.settings import Settings
 
@@ -76,10 +77,10 @@ def measure(name: str) -> dict[str, Any]:
 
     def run(body: dict[str, Any]) -> tuple[int, int, int]:
         request = parse_request(json.dumps(body).encode())
-        prepare = prepare_random if request.model == "random" else prepare_pretrained
-        prepared = prepare(request, service, 0.0, Timing(), JSON)
-        work, estimate = asyncio.run(prepared) if asyncio.iscoroutine(prepared) else prepared
-        content = work()
+        context = Context(service, 0.0, Timing(), JSON)
+        prepared = asyncio.run(pipeline_for(request)(request, context))
+        content = prepared.work()
+        estimate = prepared.estimate
         return estimate.peak_bytes, estimate.response_bytes, len(content)
 
     run({"text": "warm up", "config": {"d_model": 8, "num_heads": 2}})

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.pretrained import RANDOM_MODEL
+from app.pipelines import RANDOM_MODEL
 from app.service import Service, get_service
 
 router = APIRouter(tags=["models"])

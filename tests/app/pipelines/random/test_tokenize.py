@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tokenize import tokenize
+from app.pipelines.random.tokenize import tokenize
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.pretrained import BUNDLED_PACKAGE, PretrainedRegistry, folder_name
+from app.pipelines.encoder.registry import BUNDLED_PACKAGE, PretrainedRegistry, folder_name
 from attention import InputError
 from attention.bert import bundled_model_path, num_parameters, parameter_bytes
 from attention.bert.config import BertConfig
@@ -63,7 +63,7 @@ def test_any_exception_while_loading_leaves_a_reason_without_its_text(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"cannot allocate memory for {tiny}/model.safetensors")
 
-    monkeypatch.setattr("app.pretrained.load_bert", explode)
+    monkeypatch.setattr("app.pipelines.encoder.registry.load_bert", explode)
     registry = PretrainedRegistry.from_setting(str(tiny), CPU)
     with caplog.at_level(logging.ERROR, logger="app"):
         registry.preload()

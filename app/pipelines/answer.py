@@ -1,44 +1,50 @@
-"""One result per sequence, as the answer carries it: the library's unpadded tensors as numpy
-arrays, beside the token labels of their rows and columns (attention.results cuts them)."""
+"""The answer every pipeline writes: one result per sequence (the library's unpadded tensors as
+numpy arrays beside their token labels), the resolved configuration and the timings, encoded."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
-from app.labels import EXTRA_KEY_LABELS, Labels
-from app.schemas import OutputOptions
-from attention import AttentionConfig, AttentionOutput
+from app import __version__
+from app.encoding import encode
+from app.schemas import AttentionRequest, OutputOptions
 from attention.metrics import HeadMetrics
-from attention.results import SequenceResult, split_batch
+from attention.results import SequenceResult
+
+if TYPE_CHECKING:
+    from app.pipelines import Context
 
 Array = np.ndarray[Any, Any]
 
 
-def cut_results(
-    result: AttentionOutput, labels: Labels, config: AttentionConfig, options: OutputOptions
-) -> list[dict[str, Any]]:
-    extra_labels = [
-        label
-        for label, present in zip(
-            EXTRA_KEY_LABELS, (config.add_bias_kv, config.add_zero_attn), strict=True
-        )
-        if present
-    ]
-    sequences = split_batch(
-        result,
-        labels.query_lengths,
-        labels.key_lengths,
-        config.extra_keys,
-        steps=options.step_names(),
-        metrics=options.metrics,
-    )
-    return [
-        sequence_answer(sequence, queries, [*keys, *extra_labels], options)
-        for sequence, queries, keys in zip(sequences, labels.queries, labels.keys, strict=True)
-    ]
+def encode_answer(
+    request: AttentionRequest,
+    results: list[dict[str, Any]],
+    config: dict[str, Any],
+    context: Context,
+    computing: float,
+) -> bytes:
+    """The whole answer, in the negotiated encoding."""
+    payload = {"results": results, "config": config, "meta": meta(request, context, computing)}
+    return encode(payload, context.media_type, request.output.precision)
+
+
+def meta(request: AttentionRequest, context: Context, computing: float) -> dict[str, Any]:
+    now = time.perf_counter()
+    return {
+        "device": str(context.service.device),
+        "dtype": request.config.dtype,
+        "elapsed_ms": round((now - context.started) * 1e3, 3),
+        "compute_ms": round((now - computing) * 1e3, 3),
+        "queue_ms": round(context.timing.queued_s * 1e3, 3),
+        "version": __version__,
+        "torch_version": torch.__version__,
+    }
 
 
 def sequence_answer(

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 import torch
 
-from app.compute import needs_weights, padded_vectors
-from app.labels import request_labels
+from app.pipelines.random.inputs import needs_weights, padded_vectors
+from app.pipelines.random.labels import request_labels
 from app.schemas import AttentionRequest
 from attention import ShapeError
 

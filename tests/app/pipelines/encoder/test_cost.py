@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.pretrained_compute import weighted_layers
+from app.pipelines.encoder.cost import weighted_layers
 from app.schemas import AttentionRequest
 
 

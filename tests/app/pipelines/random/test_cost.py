@@ -4,20 +4,17 @@ from typing import Any
 
 import pytest
 
-from app.compute import library_config
 from app.encoding import JSON, MSGPACK
 from app.errors import TooLarge
-from app.limits import (
+from app.pipelines.cost import (
     JSON_NUMBER_BYTES,
     Estimate,
-    Shape,
     check_estimate,
-    check_limits,
-    check_module,
     check_text,
     number_bytes,
-    random_estimate,
 )
+from app.pipelines.random.cost import Shape, check_limits, check_module, random_estimate
+from app.pipelines.random.inputs import library_config
 from app.schemas import AttentionRequest
 from app.settings import Settings
 from attention.cost import parameter_count

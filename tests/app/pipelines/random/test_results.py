@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from app.labels import Labels
-from app.results import cut_results
+from app.pipelines.random.labels import Labels
+from app.pipelines.random.results import cut_results
 from app.schemas import OutputOptions
 from attention import AttentionConfig, AttentionOutput
 

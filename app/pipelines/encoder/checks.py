@@ -1,0 +1,75 @@
+"""What a pretrained model can take: the inputs, the layers, the tokens and their sizes."""
+
+from __future__ import annotations
+
+from app.pipelines.cost import Estimate, at_most, check_estimate
+from app.pipelines.encoder.registry import Pretrained
+from app.schemas import AttentionRequest
+from app.settings import Settings
+from attention import STEPS, InputError
+from attention.bert import TokenizedBatch
+
+UNSUPPORTED_INPUTS = (
+    "embeddings", "key_sequences", "key_embeddings", "value_embeddings", "key_padding_mask",
+    "attn_mask", "parameters",
+)  # fmt: skip
+# every step from the layer's input on: token embedding and position happen once, before layer 0
+TRACED_STEPS = STEPS[STEPS.index("inputs") :]
+
+
+def check_pretrained_request(request: AttentionRequest, name: str) -> None:
+    """422 for the inputs a fixed, pretrained model cannot take."""
+    for field in UNSUPPORTED_INPUTS:
+        if getattr(request, field) is not None:
+            raise InputError(f"{field} is not supported with model={name!r}", field=field)
+    fixed = sorted(request.config.model_fields_set - {"dtype"})
+    if fixed:
+        raise InputError(
+            f"model={name!r} has a fixed configuration (see GET /models); of config only dtype "
+            f"may be set, not {', '.join(fixed)}",
+            field="config",
+        )
+    if request.sequences is not None and not all(
+        isinstance(token, str) for sequence in request.sequences for token in sequence
+    ):
+        raise InputError(
+            f"model={name!r} takes words: sequences of strings, or text", field="sequences"
+        )
+    unknown = [step for step in request.output.step_names() if step not in TRACED_STEPS]
+    if request.output.steps != "all" and unknown:
+        raise InputError(
+            f"steps {unknown} are not traced for model={name!r}; available: {list(TRACED_STEPS)}",
+            field="output.steps",
+        )
+
+
+def resolve_layers(request: AttentionRequest, num_layers: int) -> list[int]:
+    if request.layers == "all":
+        return list(range(num_layers))
+    if not request.layers:
+        raise InputError("layers must name at least one layer, or be 'all'", field="layers")
+    for layer in request.layers:
+        if not 0 <= layer < num_layers:
+            raise InputError(
+                f"layer {layer} does not exist: the model has layers 0..{num_layers - 1}",
+                field="layers",
+            )
+    return list(dict.fromkeys(request.layers))
+
+
+def tokenize_request(request: AttentionRequest, pretrained: Pretrained) -> TokenizedBatch:
+    tokenizer = pretrained.tokenizer
+    if request.sequences is not None:
+        words = [[str(token) for token in sequence] for sequence in request.sequences]
+        return tokenizer.encode_words(words)
+    text = request.text
+    return tokenizer.encode([text] if isinstance(text, str) else list(text or []))
+
+
+def check_pretrained_limits(
+    request: AttentionRequest, batch: TokenizedBatch, estimate: Estimate, settings: Settings
+) -> None:
+    lengths = batch.lengths
+    at_most("batch size", len(lengths), settings.max_batch, "max_batch")
+    at_most("tokens per sequence", max(lengths), settings.max_tokens, "max_tokens")
+    check_estimate(estimate, settings, "ask for fewer layers or steps, or attention 'none'")

@@ -1,0 +1,68 @@
+"""The random model: one seeded layer shaped by the request's config, every step traceable.
+
+Checks and the estimate run on the event loop, before any tensor; the work (build or reuse the
+module, run it, cut per sequence, encode) runs in the admission's thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from app.pipelines import Context, Prepared
+from app.pipelines.answer import encode_answer
+from app.pipelines.cost import check_estimate
+from app.pipelines.random.cost import check_limits, check_module, random_estimate
+from app.pipelines.random.inputs import explicit_layer, library_config, run_model
+from app.pipelines.random.labels import request_labels, request_shape
+from app.pipelines.random.results import cut_results
+from app.schemas import AttentionRequest
+from attention import AttentionConfig, InputError, resolve_dtype
+
+ADVICE = (
+    "ask for fewer steps, attention 'average' or 'none', MessagePack, a lower precision, or send "
+    "fewer or shorter sequences"
+)
+
+
+async def prepare(request: AttentionRequest, context: Context) -> Prepared:
+    refuse_encoder_options(request)
+    service, settings = context.service, context.service.settings
+    config = library_config(request)
+    labels = request_labels(request)
+    shape = request_shape(request, labels, config)
+    check_limits(request, shape, settings)
+    check_module(config, request.config.dtype, settings)
+    dtype = resolve_dtype(request.config.dtype)
+    cached = (config, dtype) in service.cache
+    estimate = random_estimate(request, shape, config, context.media_type, module_cached=cached)
+    check_estimate(estimate, settings, ADVICE)
+
+    def work() -> bytes:
+        model = service.cache.get(config, dtype)
+        computing = time.perf_counter()
+        result = run_model(request, labels, model, explicit_layer(request, model))
+        results = cut_results(result, labels, config, request.output)
+        return encode_answer(request, results, resolved_config(request, config), context, computing)
+
+    return Prepared(work, estimate)
+
+
+def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:
+    """The request's config with what the library derived from it."""
+    return {**request.config.model_dump(), **config.derived()}
+
+
+def refuse_encoder_options(request: AttentionRequest) -> None:
+    options = request.output
+    given = {
+        "layers": "layers" in request.model_fields_set,
+        "output.embedding": options.embedding,
+        "output.analysis": options.analysis,
+    }
+    for name, present in given.items():
+        if present:
+            raise InputError(
+                f"{name} is for pretrained models (GET /models); the random model has one layer",
+                field=name,
+            )

@@ -312,12 +312,20 @@ def test_the_proxy_waits_longer_than_the_services_request_timeout() -> None:
     assert seconds(read_timeout) > settings_defaults()["request_timeout_s"]
 
 
+def error_pages() -> dict[str, str]:
+    """Every code of the template's error_page directives, with the URI it goes to."""
+    pages = {}
+    for page in nginx_directives("error_page"):
+        *codes, uri = page.split()
+        pages.update(dict.fromkeys(codes, uri))
+    return pages
+
+
 def test_the_proxy_passes_the_services_error_answers_unchanged() -> None:
     assert nginx_directives("proxy_intercept_errors") == ["off"]
-    [page] = nginx_directives("error_page")
-    codes = page.split()[:-1]
+    codes = set(error_pages())
     assert "413" in codes
-    assert not {"401", "422", "429"} & set(codes), "codes only the service answers"
+    assert not {"401", "422", "429"} & codes, "codes only the service answers"
 
 
 def nginx_map(variable: str) -> dict[str, str]:
@@ -330,19 +338,19 @@ def nginx_map(variable: str) -> dict[str, str]:
 
 
 def test_every_error_nginx_answers_itself_has_a_json_detail() -> None:
-    """Each code of error_page has its own sentence ($status reads 400 for 494), and the
-    sentences are plain JSON string contents."""
-    [page] = nginx_directives("error_page")
-    *codes, uri = page.split()
+    """Each code of error_page goes to an internal JSON location; those of the shared one have
+    their own sentence, plain JSON string contents."""
+    pages = error_pages()
+    assert {"400", "413", "494", "501", "502", "504"} <= set(pages)
+    shared = "/.proxy-error"
     details = nginx_map("proxy_error_detail")
-    assert {"400", "413", "494", "501", "502", "504"} <= set(codes)
-    assert {("400" if code == "494" else code) for code in codes} | {"default"} == set(details)
+    assert {code for code, uri in pages.items() if uri == shared} | {"default"} == set(details)
     assert all('"' not in detail and "\\" not in detail for detail in details.values())
-    [location] = re.findall(
-        rf"location = {re.escape(uri)} \{{(.*?)\}}", NGINX_TEMPLATE.read_text(), re.S
-    )
-    assert "internal;" in location
-    assert "default_type application/json;" in location
+    template = NGINX_TEMPLATE.read_text()
+    for uri in set(pages.values()):
+        [location] = re.findall(rf"location = {re.escape(uri)} \{{(.*?)\}}", template, re.S)
+        assert "internal;" in location
+        assert "default_type application/json;" in location
 
 
 def test_the_413_sentence_names_the_proxys_body_limit() -> None:

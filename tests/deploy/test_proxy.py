@@ -316,9 +316,12 @@ def test_a_request_nginx_refuses_gets_a_json_detail(
 
 
 def test_a_header_too_large_is_told_apart_from_other_bad_requests(proxy: RunningProxy) -> None:
-    request, _ = MALFORMED["a-100-kb-header"]
-    detail = assert_json_detail(*raw_exchange(proxy.base_url, request), 400)
+    too_large, _ = MALFORMED["a-100-kb-header"]
+    malformed, _ = MALFORMED["content-length-with-transfer-encoding"]
+    detail = assert_json_detail(*raw_exchange(proxy.base_url, too_large), 400)
+    assert "header" in detail
     assert "8 KiB" in detail
+    assert detail != assert_json_detail(*raw_exchange(proxy.base_url, malformed), 400)
 
 
 def test_an_unknown_method_nginx_passes_on_gets_the_services_json_answer(

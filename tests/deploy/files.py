@@ -2,7 +2,7 @@
 
 Small parsers for what the deploy tests check, not general ones: Dockerfile instructions with
 their continuation lines joined, compose's `${NAME:-default}` interpolation, and the template's
-two envsubst placeholders rendered the way the nginx image's entrypoint renders them.
+envsubst placeholders rendered the way the nginx image's entrypoint renders them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 CUDA_COMPOSE_FILE = REPO_ROOT / "deploy" / "compose.cuda.yml"
 NGINX_TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "templates" / "attention.conf.template"
+NGINX_MAIN_CONTEXT = REPO_ROOT / "deploy" / "nginx" / "nginx.conf"
 
-TEMPLATE_VARIABLES = ("NGINX_UPSTREAM_SERVERS", "NGINX_LISTEN")
+TEMPLATE_VARIABLES = ("NGINX_UPSTREAM_SERVERS", "NGINX_LISTEN", "NGINX_RESOLVER")
 """The template's only placeholders; compose's proxy sets them, the proxy test renders them."""
 
 _INTERPOLATION = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
@@ -138,7 +139,8 @@ def seconds(value: str) -> float:
 
 
 def nginx_directives(name: str, text: str | None = None) -> list[str]:
-    """The arguments of every `name ...;` directive in the template (comments dropped)."""
+    """The arguments of every `name ...;` directive in the template, or in `text` (comments
+    dropped)."""
     text = NGINX_TEMPLATE.read_text() if text is None else text
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
     return [m.strip() for m in re.findall(rf"(?m)^\s*{re.escape(name)}\s+([^;]*);", code)]

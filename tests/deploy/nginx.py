@@ -116,6 +116,8 @@ def running_proxy(nginx: str, upstreams: Sequence[str], root: Path) -> Iterator[
         {
             "NGINX_UPSTREAM_SERVERS": upstream_servers(upstreams),
             "NGINX_LISTEN": f"127.0.0.1:{port}",
+            # only `server ... resolve` lines ask it; the tests name IP addresses
+            "NGINX_RESOLVER": "127.0.0.1",
         }
     )
     (root / "attention.conf").write_text(rendered)

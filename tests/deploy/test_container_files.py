@@ -21,6 +21,7 @@ from app.settings import Settings
 from tests.deploy.files import (
     CUDA_COMPOSE_FILE,
     DOCKERIGNORE,
+    NGINX_MAIN_CONTEXT,
     NGINX_TEMPLATE,
     TEMPLATE_VARIABLES,
     compose,
@@ -265,6 +266,7 @@ def test_the_images_entrypoint_renders_the_template_as_the_proxy_test_does(
         name: with_defaults(str(value)) for name, value in services["proxy"]["environment"].items()
     }
     image_env = {"PATH": os.environ["PATH"], "NGINX_VERSION": "1.28.0", "HOME": "/root"}
+    environment.pop("NGINX_ENVSUBST_OUTPUT_DIR")  # where the output goes, not a placeholder
     rendered = subprocess.run(
         ["sh", "-c", IMAGE_ENTRYPOINT_RENDERING, "sh", str(NGINX_TEMPLATE)],
         env={**image_env, **environment},
@@ -277,7 +279,9 @@ def test_the_images_entrypoint_renders_the_template_as_the_proxy_test_does(
     )
     assert "    server api:8000 resolve;\n" in rendered
     assert "    listen 8000;\n" in rendered
+    assert "resolver 127.0.0.11 valid=10s ipv6=off;\n" in rendered
     assert "$http_host" in rendered
+    assert "$proxy_error_detail" in rendered
 
 
 def test_the_upstream_is_the_api_service_on_its_port(services: dict[str, Any]) -> None:
@@ -308,11 +312,85 @@ def test_the_proxy_waits_longer_than_the_services_request_timeout() -> None:
     assert seconds(read_timeout) > settings_defaults()["request_timeout_s"]
 
 
+def error_pages() -> dict[str, str]:
+    """Every code of the template's error_page directives, with the URI it goes to."""
+    pages = {}
+    for page in nginx_directives("error_page"):
+        *codes, uri = page.split()
+        pages.update(dict.fromkeys(codes, uri))
+    return pages
+
+
 def test_the_proxy_passes_the_services_error_answers_unchanged() -> None:
     assert nginx_directives("proxy_intercept_errors") == ["off"]
-    pages = nginx_directives("error_page")
-    assert "413 @body_too_large" in pages
-    assert not any(page.split()[0] in {"429", "401", "422"} for page in pages)
+    codes = set(error_pages())
+    assert "413" in codes
+    assert not {"401", "422", "429"} & codes, "codes only the service answers"
+
+
+def nginx_map(variable: str) -> dict[str, str]:
+    """The entries of the template's `map $status $variable { ... }` block."""
+    text = NGINX_TEMPLATE.read_text()
+    match = re.search(rf"map \$status \${variable} \{{(?P<body>.*?)\n\}}", text, flags=re.S)
+    assert match, f"no map for ${variable}"
+    entries = re.findall(r'(?m)^\s*(\w+)\s+"([^"]*)";', match["body"])
+    return dict(entries)
+
+
+def test_every_error_nginx_answers_itself_has_a_json_detail() -> None:
+    """Each code of error_page goes to an internal JSON location; those of the shared one have
+    their own sentence, plain JSON string contents."""
+    pages = error_pages()
+    assert {"400", "413", "494", "501", "502", "504"} <= set(pages)
+    shared = "/.proxy-error"
+    details = nginx_map("proxy_error_detail")
+    assert {code for code, uri in pages.items() if uri == shared} | {"default"} == set(details)
+    assert all('"' not in detail and "\\" not in detail for detail in details.values())
+    template = NGINX_TEMPLATE.read_text()
+    for uri in set(pages.values()):
+        [location] = re.findall(rf"location = {re.escape(uri)} \{{(.*?)\}}", template, re.S)
+        assert "internal;" in location
+        assert "default_type application/json;" in location
+
+
+def test_the_413_sentence_names_the_proxys_body_limit() -> None:
+    [size] = nginx_directives("client_max_body_size")
+    mib = nginx_size(size) // (1024 * 1024)
+    assert f"{mib} MiB (client_max_body_size {size})" in nginx_map("proxy_error_detail")["413"]
+
+
+def test_the_resolver_is_a_placeholder_with_dockers_dns_as_compose_default(
+    services: dict[str, Any],
+) -> None:
+    [resolver] = nginx_directives("resolver")
+    assert resolver.split()[0] == "${NGINX_RESOLVER}"
+    code = "\n".join(line.split("#", 1)[0] for line in NGINX_TEMPLATE.read_text().splitlines())
+    assert "127.0.0.11" not in code, "the template names no runtime's DNS"
+    environment = services["proxy"]["environment"]
+    assert interpolation(environment["NGINX_RESOLVER"]) == ("NGINX_RESOLVER", "127.0.0.11")
+
+
+def test_the_proxys_main_context_includes_only_the_rendered_template(
+    services: dict[str, Any],
+) -> None:
+    """The image's conf.d/default.conf (port 80) is left out by the main context itself,
+    not by a tmpfs that hides it on Docker only; the temp paths and the pid file are on tmpfs."""
+    proxy = services["proxy"]
+    mounts = dict(volume.rsplit(":", 1)[0].split(":") for volume in proxy["volumes"])
+    assert mounts["./deploy/nginx/nginx.conf"] == "/etc/nginx/nginx.conf"
+    main = NGINX_MAIN_CONTEXT.read_text()
+    output_dir = proxy["environment"]["NGINX_ENVSUBST_OUTPUT_DIR"]
+    assert nginx_directives("include", main) == [f"{output_dir}/*.conf"]
+    tmpfs = {mount.split(":")[0] for mount in proxy["tmpfs"]}
+    assert "/etc/nginx/conf.d" not in tmpfs
+    assert output_dir in tmpfs
+    temp_paths = [
+        path
+        for directive in ("client_body_temp_path", "proxy_temp_path", "pid")
+        for path in nginx_directives(directive, main)
+    ]
+    assert len(temp_paths) == 3
+    assert all(any(path.startswith(f"{mount}/") for mount in tmpfs) for path in temp_paths)
 
 
 def test_the_proxy_forwards_authorization_and_the_forwarded_headers() -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -240,6 +242,98 @@ def test_an_unreachable_service_is_answered_502_in_json(nginx: str, tmp_path: Pa
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/json"
     assert isinstance(response.json()["detail"], str)
+
+
+# -- requests nginx refuses itself: JSON, never its HTML pages ------------------------------------
+
+
+def raw_exchange(base_url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `request` as bytes (httpx will not write a malformed one) and read one answer
+    with a Content-Length: (status, headers with lower-case names, body)."""
+    address = urlsplit(base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        while len(body) < int(headers["content-length"]) and (chunk := connection.recv(65536)):
+            body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def assert_json_detail(status: int, headers: dict[str, str], body: bytes, expected: int) -> str:
+    assert status == expected, body
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    detail = json.loads(body)["detail"]
+    assert isinstance(detail, str)
+    assert "nginx" not in body.decode().lower()
+    return detail
+
+
+MALFORMED = {
+    "content-length-with-transfer-encoding": (
+        b"POST /attention HTTP/1.1\r\nHost: proxy\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "a-100-kb-header": (
+        b"GET /healthz HTTP/1.1\r\nHost: proxy\r\nX-Padding: " + b"a" * 100_000 + b"\r\n\r\n",
+        400,
+    ),
+    "a-100-kb-request-line": (
+        b"GET /healthz?" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: proxy\r\n\r\n",
+        414,
+    ),
+    "an-invalid-method": (b"get /healthz HTTP/1.1\r\nHost: proxy\r\n\r\n", 400),
+    "trace": (b"TRACE /healthz HTTP/1.1\r\nHost: proxy\r\n\r\n", 405),
+    "an-unknown-transfer-encoding": (
+        b"POST /attention HTTP/1.1\r\nHost: proxy\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    ),
+    "no-host-header": (b"GET /healthz HTTP/1.1\r\n\r\n", 400),
+    "not-http": (b"hello\r\n\r\n", 400),
+    "http-2-over-plain-text": (b"GET /healthz HTTP/2.0\r\nHost: proxy\r\n\r\n", 505),
+    "the-error-page-itself": (b"GET /.proxy-error HTTP/1.1\r\nHost: proxy\r\n\r\n", 404),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_request_nginx_refuses_gets_a_json_detail(
+    case: str, proxy: RunningProxy, replicas: list[RunningServer]
+) -> None:
+    request, expected = MALFORMED[case]
+    marker = probe()
+    request = request.replace(b"/healthz", f"/healthz?probe={marker}".encode(), 1)
+    assert_json_detail(*raw_exchange(proxy.base_url, request), expected)
+    assert [requests_logged(server, marker) for server in replicas] == [0, 0]
+
+
+def test_a_header_too_large_is_told_apart_from_other_bad_requests(proxy: RunningProxy) -> None:
+    too_large, _ = MALFORMED["a-100-kb-header"]
+    malformed, _ = MALFORMED["content-length-with-transfer-encoding"]
+    detail = assert_json_detail(*raw_exchange(proxy.base_url, too_large), 400)
+    assert "header" in detail
+    assert "8 KiB" in detail
+    assert detail != assert_json_detail(*raw_exchange(proxy.base_url, malformed), 400)
+
+
+def test_an_unknown_method_nginx_passes_on_gets_the_services_json_answer(
+    proxy: RunningProxy, replicas: list[RunningServer]
+) -> None:
+    """nginx passes any well-formed method on; the service answers it (405, JSON)."""
+    request = b"PURGE /healthz HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
+    proxied = raw_exchange(proxy.base_url, request)
+    reference = raw_exchange(replicas[0].base_url, request)
+    assert proxied[0] == reference[0] == 405
+    assert proxied[1]["content-type"] == reference[1]["content-type"] == "application/json"
+    assert proxied[2] == reference[2]
 
 
 # -- the image's HEALTHCHECK command, run as it is ----------------------------------------------

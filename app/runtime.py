@@ -4,8 +4,9 @@ The gate admits at most `max_concurrency` computations and lets at most `max_que
 past that a request is refused at once (429) instead of hanging. A computation past its deadline
 answers 504, and stops at its next checkpoint (a step, a layer, a token hashed): its slot is
 given back when its thread has really finished, so a burst of timeouts can never run more threads
-than configured. Each admitted computation holds its estimated bytes in the worker's
-`MemoryBudget`; one that would pass it is refused (503) instead of risking the process.
+than configured. Each admitted request holds its estimated bytes in the worker's `MemoryBudget`
+from the moment it is queued until its thread ends; one that would pass the budget is refused
+(503) instead of risking the process.
 
 `keep_freed_memory` tunes glibc's allocator for this workload: see its docstring.
 """
@@ -94,7 +95,7 @@ def out_of_memory(retry_after_s: int) -> NotReady:
 
 
 class MemoryBudget:
-    """The bytes that computations in flight may hold together, by their estimates."""
+    """The bytes that requests waiting or computing may hold together, by their estimates."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -155,11 +156,13 @@ class Admission:
         timing = timing or Timing()
         started = time.perf_counter()
         deadline = started + self.timeout_s
-        await self._acquire(deadline)
+        # held from the queue on: a waiting request holds its parsed body, and what it will
+        # compute must fit beside what runs when its turn comes
+        self.memory.reserve(memory_bytes, self.retry_after_s)
         try:
-            self.memory.reserve(memory_bytes, self.retry_after_s)
+            await self._acquire(deadline)
         except BaseException:
-            self._slots.release()
+            self.memory.release(memory_bytes)
             raise
         timing.queued_s = time.perf_counter() - started
         abandoned = threading.Event()

@@ -23,6 +23,7 @@ ITEM_BYTES = {"float32": 4, "float64": 8}
 JSON_NUMBER_BYTES = {"float32": 15, "float64": 25}
 ROUNDED_NUMBER_EXTRA = 8  # "-", "0.", the comma and a few integer digits around the decimals
 LABEL_OVERHEAD_BYTES = 4  # quotes and comma around a token label
+PARSED_BODY_FACTOR = 8  # 20 MiB of `embeddings` held 146 MiB parsed: 7.3× (docs/reliability.md)
 
 
 def allocator_slack_bytes() -> int:
@@ -44,6 +45,11 @@ class Estimate:
             f"peak memory ≈ {self.peak_bytes / 2**20:,.1f} MiB, answer ≈ "
             f"{self.response_bytes / 2**20:,.1f} MiB"
         )
+
+
+def parsed_body_bytes(body_bytes: int) -> int:
+    """What a body holds once parsed into Python objects: numbers become floats in lists."""
+    return PARSED_BODY_FACTOR * body_bytes
 
 
 def check_text(request: AttentionRequest, settings: Settings) -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.encoding import JSON, MSGPACK, negotiate
 from app.errors import InvalidRequest, UnsupportedMedia
 from app.pipelines import Context, pipeline_for
-from app.pipelines.cost import check_text
+from app.pipelines.cost import check_text, parsed_body_bytes
 from app.runtime import Timing
 from app.schemas import AttentionRequest, AttentionResponse, MessageErrorBody, ValidationErrorBody
 from app.service import Service
@@ -74,7 +74,8 @@ async def post_attention(request: Request) -> Response:
     check_text(attention_request, service.settings)
     context = Context(service, started, timing, media_type)
     prepared = await pipeline_for(attention_request)(attention_request, context)
-    content = await service.admission.run(prepared.work, timing, prepared.estimate.peak_bytes)
+    held = prepared.estimate.peak_bytes + parsed_body_bytes(len(body))
+    content = await service.admission.run(prepared.work, timing, held)
     return Response(content, media_type=media_type)
 
 

@@ -43,7 +43,13 @@ from tests.support.server import REPO_ROOT, SERVER_COMMAND
 
 pytestmark = pytest.mark.deploy
 
-CONTAINER_DEFAULTS = {"host": "0.0.0.0", "torch_threads": 1}
+CONTAINER_DEFAULTS = {
+    "host": "0.0.0.0",
+    "torch_threads": 1,
+    "memory_budget_bytes": 640 * 2**20,
+    "max_request_bytes": 640 * 2**20,
+    "module_cache_bytes": 128 * 2**20,
+}
 """Where compose's defaults differ from Settings' on purpose (commented in docker-compose.yml):
 the proxy must reach the replicas, and torch must not count the host's cores."""
 

@@ -33,6 +33,8 @@ K8S_DEFAULTS: dict[str, Any] = {
     "workers": 1,
     "torch_threads": 1,
     "drain_delay_s": 5.0,
+    "memory_budget_bytes": 2 * 2**30,
+    "max_request_bytes": 2**30,
 }
 """Where settings.env differs from Settings on purpose (each commented in settings.env)."""
 

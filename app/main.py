@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__, auth, metrics
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimit
+from app.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
 from app.routes import attention, health, models
 from app.routes import metrics as metrics_route
 from app.schemas import AttentionRequest
@@ -51,8 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(metrics_route.router)
     mount_explorer(app)
-    # middleware, innermost first: body limit, API keys, CORS (answers preflights), metrics
+    # middleware, innermost first: body limit, body deadline, API keys, CORS (answers
+    # preflights), metrics, response headers (on every answer, refusals included)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyReadTimeout, timeout_s=settings.body_timeout_s)
     auth.install(app, settings.api_keys)
     if settings.cors_origins:
         app.add_middleware(
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
     app.add_middleware(metrics.RequestMetrics, templates=lambda: metrics.route_templates(app))
+    service: Service = app.state.service
+    app.add_middleware(ResponseHeaders, draining=lambda: service.draining)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

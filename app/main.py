@@ -12,13 +12,14 @@ from types import FrameType
 from typing import Any
 
 import torch
+import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, auth, metrics
+from app import __version__, auth, edge, metrics
 from app.errors import install_error_handlers
 from app.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
 from app.routes import attention, health, models
@@ -102,6 +103,16 @@ def drain_on_sigterm(service: Service) -> Callable[[], None]:
     loop = asyncio.get_running_loop()
     delay = service.settings.drain_delay_s
 
+    def hand_over(signum: int) -> None:
+        """uvicorn's handler, once the listeners are closed without resetting the connections
+        in their backlog (`edge.stop_accepting`; uvicorn's own close would reset them)."""
+        server = getattr(previous, "__self__", None)
+        if isinstance(server, uvicorn.Server):
+            taken = edge.stop_accepting(server)
+            logger.info("listener closed; %d connections taken from its backlog", taken)
+        if callable(previous):
+            previous(signum, None)
+
     def handle(signum: int, frame: FrameType | None) -> None:
         first = not service.draining
         service.draining = True
@@ -110,10 +121,13 @@ def drain_on_sigterm(service: Service) -> Callable[[], None]:
         if first and delay > 0:
             logger.info("SIGTERM: draining, readiness is now 503; stopping in %g s", delay)
             # from a signal handler: wake the loop, which then schedules the call
-            loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, None)
+            loop.call_soon_threadsafe(loop.call_later, delay, hand_over, signum)
             return
         logger.info("SIGTERM: draining, readiness is now 503")
-        previous(signum, frame)
+        if first:
+            loop.call_soon_threadsafe(hand_over, signum)
+        else:
+            previous(signum, frame)
 
     try:
         signal.signal(signal.SIGTERM, handle)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -16,6 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
+from app import edge
 from app.edge import PROTOCOL
 from app.settings import Settings, get_settings
 
@@ -58,7 +60,7 @@ def checked_settings() -> Settings:
     except ValidationError as error:
         problems = [describe_setting_error(found) for found in error.errors()]
     else:
-        problems = device_problems(settings)
+        problems = device_problems(settings) + descriptor_problems(settings)
     if problems:
         print("\n".join(problems), file=sys.stderr)
         sys.exit(BAD_SETTINGS_EXIT)
@@ -105,6 +107,26 @@ def device_problems(settings: Settings) -> list[str]:
     except ConfigError as error:
         return [f"{ENV_PREFIX}DEVICE={settings.device}: {error}"]
     return []
+
+
+def descriptor_problems(settings: Settings) -> list[str]:
+    """Past the open-file limit a worker's accept() fails, and connections wait in the kernel's
+    backlog where neither the cap nor a timeout reaches them: the cap must fit under it. The
+    soft limit is first raised to the hard one (any process may), for the workers to inherit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = edge.descriptors_needed(settings.max_connections)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return []
+    soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft >= needed:
+        return []
+    most = soft - (needed - settings.max_connections)
+    return [
+        f"{ENV_PREFIX}MAX_CONNECTIONS={settings.max_connections}: must be at most {most} here: "
+        f"the open-file limit is {soft} (ulimit -n), and a worker keeps "
+        f"{needed - settings.max_connections} for its own files and closing connections"
+    ]
 
 
 def logging_config() -> dict[str, Any]:

@@ -46,6 +46,17 @@ already on its way (well under the proxy's upstream keepalive_timeout, 4 s)."""
 
 LINGER_S = 1.0
 """How long a connection closed with a 408 or 503 still reads (and drops) what comes."""
+LINGERING_MAX = 64
+"""Connections lingering so at once, per worker; they hold descriptors besides the cap's."""
+FD_RESERVE = 100
+"""Descriptors a worker keeps for its own files, besides its connections: 24 measured when
+idle (libraries, the event loop, the metrics files), and a margin."""
+_lingering = 0  # this process's lingering connections (one server per worker process)
+
+
+def descriptors_needed(max_connections: int) -> int:
+    """Open files a worker may hold at most: what the process's limit must allow."""
+    return max_connections + LINGERING_MAX + FD_RESERVE
 
 
 def raw_response(status: int, reason: str, detail: str, extra: bytes = b"") -> bytes:
@@ -72,6 +83,7 @@ class ConnectionGuard:
     _head_cycle: Any = None
     _draining = False
     _refused = False
+    _lingers = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -101,7 +113,11 @@ class ConnectionGuard:
             self._await_head()  # the first bytes of a head, on a kept-alive connection
 
     def connection_lost(self, exc: Exception | None) -> None:
+        global _lingering
         self._stop_waiting()
+        if self._lingers:
+            _lingering -= 1
+            self._lingers = False
         super().connection_lost(exc)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
@@ -168,13 +184,19 @@ class ConnectionGuard:
     def _close_with(self, answer: bytes) -> None:
         """Answer, then close; what the client still sends meanwhile is read and dropped for
         up to LINGER_S: closing a socket with unread bytes resets the connection, and the
-        reset would destroy the answer before the client reads it."""
+        reset would destroy the answer before the client reads it. At most LINGERING_MAX
+        linger at once, so that a flood of connections cannot hold descriptors past the cap
+        by being refused; past it a connection closes at once (its client may then see a
+        reset instead of the answer)."""
+        global _lingering
         self._stop_waiting()
         self._refused = True
         self.transport.write(answer)
-        if not self.transport.can_write_eof():
+        if _lingering >= LINGERING_MAX or not self.transport.can_write_eof():
             self.transport.close()
             return
+        _lingering += 1
+        self._lingers = True
         self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from app import __main__ as entry
 from app.__main__ import BAD_SETTINGS_EXIT, checked_settings, describe_setting_error
+from app.edge import descriptors_needed
 from app.settings import Settings, get_settings
 
 
@@ -136,3 +138,49 @@ def test_good_settings_pass(fresh_settings: pytest.MonkeyPatch) -> None:
     fresh_settings.setenv("ATTENTION_DEVICE", "cpu")
 
     assert checked_settings().device == "cpu"
+
+
+class FakeLimits:
+    """resource's open-file limit, as a test sets it."""
+
+    def __init__(self, soft: int, hard: int) -> None:
+        self.soft, self.hard = soft, hard
+
+    def getrlimit(self, which: int) -> tuple[int, int]:
+        return self.soft, self.hard
+
+    def setrlimit(self, which: int, limits: tuple[int, int]) -> None:
+        assert limits[0] <= self.hard
+        self.soft, self.hard = limits
+
+
+@pytest.fixture
+def limits(monkeypatch: pytest.MonkeyPatch) -> FakeLimits:
+    fake = FakeLimits(1024, 1024)
+    monkeypatch.setattr(entry.resource, "getrlimit", fake.getrlimit)
+    monkeypatch.setattr(entry.resource, "setrlimit", fake.setrlimit)
+    return fake
+
+
+def test_a_connection_cap_past_the_open_file_limit_is_refused(limits: FakeLimits) -> None:
+    reserve = descriptors_needed(0)
+
+    problems = entry.descriptor_problems(Settings(max_connections=1000))
+
+    assert problems == [
+        f"ATTENTION_MAX_CONNECTIONS=1000: must be at most {1024 - reserve} here: the open-file "
+        f"limit is 1024 (ulimit -n), and a worker keeps {reserve} for its own files and "
+        "closing connections"
+    ]
+
+
+def test_the_soft_open_file_limit_is_raised_to_what_the_cap_needs(limits: FakeLimits) -> None:
+    limits.hard = 65536
+
+    assert entry.descriptor_problems(Settings(max_connections=1000)) == []
+    assert limits.soft == descriptors_needed(1000)
+
+
+def test_a_cap_within_the_limit_leaves_it_alone(limits: FakeLimits) -> None:
+    assert entry.descriptor_problems(Settings(max_connections=100)) == []
+    assert limits.soft == 1024

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
 from app import edge
-from app.edge import PROTOCOL
 from app.settings import Settings, get_settings
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -42,7 +41,7 @@ def main() -> None:
             log_level=settings.log_level,
             timeout_graceful_shutdown=drain_timeout_s(settings),
             server_header=False,
-            http=PROTOCOL,  # uvicorn's httptools protocol, with the connection guard
+            http=edge.PROTOCOL,  # uvicorn's httptools protocol, with the connection guard
             proxy_headers=True,
             log_config=logging_config(),
         )
@@ -111,8 +110,9 @@ def device_problems(settings: Settings) -> list[str]:
 
 def descriptor_problems(settings: Settings) -> list[str]:
     """Past the open-file limit a worker's accept() fails, and connections wait in the kernel's
-    backlog where neither the cap nor a timeout reaches them: the cap must fit under it. The
-    soft limit is first raised to the hard one (any process may), for the workers to inherit."""
+    backlog where neither the cap nor a timeout reaches them: the cap must fit under it. A soft
+    limit too low is first raised (up to the hard one, as any process may), for the workers to
+    inherit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = edge.descriptors_needed(settings.max_connections)
     if soft == resource.RLIM_INFINITY or soft >= needed:

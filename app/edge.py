@@ -43,7 +43,6 @@ IDLE_DRAIN_S = 1.0
 """How long, after shutdown begins, an idle keep-alive connection stays open for a request
 already on its way (well under the proxy's upstream keepalive_timeout, 4 s)."""
 
-
 LINGER_S = 1.0
 """How long a connection closed with a 408 or 503 still reads (and drops) what comes."""
 LINGERING_MAX = 64

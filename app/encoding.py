@@ -21,12 +21,49 @@ Array = np.ndarray[Any, Any]
 
 
 def negotiate(accept: str | None) -> str:
-    """MessagePack when the client's Accept header names it, JSON otherwise."""
-    if accept:
-        for part in accept.split(","):
-            if part.split(";")[0].strip().lower() in MSGPACK_TYPES:
-                return MSGPACK
+    """MessagePack when the Accept header names one of its types with a quality above 0 and no
+    lower than JSON's; JSON otherwise (and without the header). A wildcard (`*/*`,
+    `application/*`) never selects MessagePack: a client gets it only by asking for it."""
+    if not accept:
+        return JSON
+    ranges = _media_ranges(accept)
+    msgpack = max((ranges.get(name, 0.0) for name in MSGPACK_TYPES), default=0.0)
+    if msgpack > 0 and msgpack >= _quality(ranges, JSON):
+        return MSGPACK
     return JSON
+
+
+def _media_ranges(accept: str) -> dict[str, float]:
+    """`{"application/json": 1.0, "*/*": 0.1, ...}` from `application/json, */*;q=0.1`."""
+    ranges: dict[str, float] = {}
+    for part in accept.split(","):
+        name, *parameters = part.split(";")
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                quality = _parse_quality(value.strip())
+        media = name.strip().lower()
+        if media:
+            ranges[media] = max(quality, ranges.get(media, 0.0))
+    return ranges
+
+
+def _parse_quality(value: str) -> float:
+    try:
+        quality = float(value)
+    except ValueError:
+        return 1.0  # a malformed q counts as absent
+    return min(max(quality, 0.0), 1.0) if quality == quality else 1.0  # NaN: absent
+
+
+def _quality(ranges: dict[str, float], media_type: str) -> float:
+    """The quality of the most specific range that matches (RFC 9110, 12.5.1); 0 if none."""
+    kind = media_type.split("/")[0]
+    for candidate in (media_type, f"{kind}/*", "*/*"):
+        if candidate in ranges:
+            return ranges[candidate]
+    return 0.0
 
 
 def prepare_arrays(value: Any, precision: int | None) -> Any:

@@ -12,15 +12,16 @@ from types import FrameType
 from typing import Any
 
 import torch
+import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, auth, metrics
+from app import __version__, auth, edge, metrics
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimit
+from app.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
 from app.routes import attention, health, models, steps
 from app.routes import metrics as metrics_route
 from app.schemas import AttentionRequest
@@ -52,8 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(steps.router)
     app.include_router(metrics_route.router)
     mount_explorer(app)
-    # middleware, innermost first: body limit, API keys, CORS (answers preflights), metrics
+    # middleware, innermost first: body limit, body deadline, API keys, CORS (answers
+    # preflights), metrics, response headers (on every answer, refusals included)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyReadTimeout, timeout_s=settings.body_timeout_s)
     auth.install(app, settings.api_keys)
     if settings.cors_origins:
         app.add_middleware(
@@ -63,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
     app.add_middleware(metrics.RequestMetrics, templates=lambda: metrics.route_templates(app))
+    service: Service = app.state.service
+    app.add_middleware(ResponseHeaders, draining=lambda: service.draining)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 
@@ -99,6 +104,16 @@ def drain_on_sigterm(service: Service) -> Callable[[], None]:
     loop = asyncio.get_running_loop()
     delay = service.settings.drain_delay_s
 
+    def hand_over(signum: int) -> None:
+        """uvicorn's handler, once the listeners are closed without resetting the connections
+        in their backlog (`edge.stop_accepting`; uvicorn's own close would reset them)."""
+        server = getattr(previous, "__self__", None)
+        if isinstance(server, uvicorn.Server):
+            taken = edge.stop_accepting(server)
+            logger.info("listener closed; %d connections taken from its backlog", taken)
+        if callable(previous):
+            previous(signum, None)
+
     def handle(signum: int, frame: FrameType | None) -> None:
         first = not service.draining
         service.draining = True
@@ -107,10 +122,13 @@ def drain_on_sigterm(service: Service) -> Callable[[], None]:
         if first and delay > 0:
             logger.info("SIGTERM: draining, readiness is now 503; stopping in %g s", delay)
             # from a signal handler: wake the loop, which then schedules the call
-            loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, None)
+            loop.call_soon_threadsafe(loop.call_later, delay, hand_over, signum)
             return
         logger.info("SIGTERM: draining, readiness is now 503")
-        previous(signum, frame)
+        if first:
+            loop.call_soon_threadsafe(hand_over, signum)
+        else:
+            previous(signum, frame)
 
     try:
         signal.signal(signal.SIGTERM, handle)

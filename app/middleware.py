@@ -1,9 +1,16 @@
-"""Pure ASGI middleware: the body-size limit, enforced before anything parses the body."""
+"""Pure ASGI middleware: the body-size limit, enforced before anything parses the body; the
+body's read deadline; the headers every answer carries (security, and `Connection: close`
+while draining)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth import route_path
 
 # Bytes of an oversized body read and thrown away before the 413: a proxy still sending the
 # body when the connection closes would answer 502 instead of passing the 413 on.
@@ -11,6 +18,10 @@ DRAIN_BYTES = 64 * 1024 * 1024
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
     pass
 
 
@@ -57,17 +68,68 @@ class BodySizeLimit:
                 await self._reject(send, f"the body passed {self.max_bytes:,} bytes")
 
     async def _reject(self, send: Send, what: str) -> None:
-        body = orjson.dumps({"detail": f"{what}, over the limit max_body_bytes={self.max_bytes:,}"})
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        })  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        detail = f"{what}, over the limit max_body_bytes={self.max_bytes:,}"
+        await send_closing(send, 413, detail)
+
+
+class BodyReadTimeout:
+    """408 when the body has not all arrived `timeout_s` after the request's head (a client
+    sending one byte every few seconds would otherwise hold its connection, and the request's
+    task, for as long as it likes). The clock runs from the app's start, only while the app
+    waits for body bytes; once the body has ended, reads (waiting for a disconnect) are not
+    timed."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        ended = started = False
+
+        async def timed_receive() -> Message:
+            nonlocal ended
+            if ended:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow from None
+            ended = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except BodyTooSlow:
+            if not started:
+                detail = (
+                    "the request's body did not all arrive within the limit "
+                    f"body_timeout_s={self.timeout_s:g}"
+                )
+                await send_closing(send, 408, detail)
+
+
+async def send_closing(send: Send, status: int, detail: str) -> None:
+    """`{"detail": ...}` with `Connection: close`: the rest of the request is not read."""
+    body = orjson.dumps({"detail": detail})
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -90,3 +152,58 @@ async def _drain(receive: Receive) -> None:
         drained += len(message.get("body", b""))
         if not message.get("more_body", False):
             return
+
+
+# The explorer's page loads its own module scripts and stylesheet and nothing else; its scripts
+# set styles through the CSSOM (allowed), fetch the API on the same origin, and draw downloads
+# through blob: URLs (an SVG into an <img>, for the PNG); the favicon is `data:,`.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# JSON answers: nothing to load or run; /docs and /redoc load Swagger UI and ReDoc from a CDN
+# with inline scripts, so they only refuse to be framed.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+DOCS_POLICY = "frame-ancestors 'none'"
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+COMMON_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+def policy_for(path: str) -> str:
+    if path == "/" or path.startswith("/static/"):
+        return PAGE_POLICY
+    if path in DOCS_PATHS:
+        return DOCS_POLICY
+    return API_POLICY
+
+
+class ResponseHeaders:
+    """Security headers on every answer (the page's Content-Security-Policy on / and
+    /static/*), and `Connection: close` while the server drains, so that keep-alive clients
+    reconnect, to another replica, instead of sending on a connection about to close."""
+
+    def __init__(self, app: ASGIApp, draining: Callable[[], bool]) -> None:
+        self.app, self.draining = app, draining
+        self._headers = {
+            policy: [*COMMON_HEADERS, (b"content-security-policy", policy.encode())]
+            for policy in (PAGE_POLICY, API_POLICY, DOCS_POLICY)
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self._headers[policy_for(route_path(scope))]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), *extra]
+                if self.draining() and not any(name == b"connection" for name, _ in headers):
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

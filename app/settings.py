@@ -5,6 +5,7 @@ Every limit the service enforces lives here, so that operators find them in one 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -15,6 +16,7 @@ from attention.bert.config import DEFAULT_MAX_MODEL_BYTES
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,21 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Seconds after SIGTERM during which the server still accepts "
         "requests while /readyz answers 503, for load balancers that route by readiness; "
         "part of graceful_shutdown_s",
+    )  # fmt: skip
+
+    # connections (408 or 503 past them, and the connection closes: docs/reliability.md)
+    max_connections: int = Field(
+        1000, ge=1, le=100_000, description="Open connections per worker; past it a new one "
+        "closes the one waiting longest for its request's headers (408), or is answered 503 "
+        "and closed when none is waiting",
+    )  # fmt: skip
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Seconds a client has to send a request's line and "
+        "headers, from its first byte (or the connection's opening); past it 408",
+    )  # fmt: skip
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a client has to send a request's whole body, "
+        "from the end of its headers; past it 408",
     )  # fmt: skip
 
     # compute
@@ -108,8 +125,19 @@ class Settings(BaseSettings):
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
+        """'' is none at all; otherwise every comma-separated part must be there: an empty key
+        (`","`, `"a,"`) would otherwise vanish, and with it, silently, authentication."""
         if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
+            value = tuple(part.strip() for part in value.split(",")) if value else ()
+        if isinstance(value, tuple | list) and "" in value:
+            raise ValueError("must not hold an empty entry (two commas, or one at either end)")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not DEVICE_NAME.fullmatch(value):
+            raise ValueError("must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
         return value
 
 

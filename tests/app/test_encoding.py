@@ -26,11 +26,28 @@ from app.encoding import (
         ("application/x-msgpack", MSGPACK),
         ("application/vnd.msgpack", MSGPACK),
         ("Application/MsgPack; q=0.9", MSGPACK),
-        ("application/json, application/msgpack;q=0.1", MSGPACK),
+        ("application/json;q=0.5, application/msgpack;q=0.9", MSGPACK),
+        ("application/json, application/msgpack", MSGPACK),  # a tie: the one asked for by name
+        ("text/html, application/msgpack;q=0.5", MSGPACK),
+        ("application/*;q=0.1, application/msgpack;q=0.1", MSGPACK),
         ("text/html, application/xhtml+xml", JSON),
+        # q-values: 0 means "not this one", and a preferred JSON wins
+        ("application/msgpack;q=0", JSON),
+        ("application/msgpack; Q=0.000", JSON),
+        ("application/x-msgpack;q=0, */*", JSON),
+        ("application/json, application/msgpack;q=0.1", JSON),
+        ("application/msgpack;q=0.5, */*;q=0.8", JSON),
+        ("application/msgpack;q=0.5, application/*;q=0.9", JSON),
+        ("application/msgpack;q=0.5, application/json;q=0.9, */*;q=0.1", JSON),
+        # a malformed q counts as absent (1)
+        ("application/msgpack;q=high", MSGPACK),
+        ("application/msgpack;q=nan, application/json;q=0.5", MSGPACK),
+        ("application/msgpack;q=2", MSGPACK),
     ],
 )
-def test_msgpack_only_when_the_accept_header_names_it(accept: str | None, media_type: str) -> None:
+def test_msgpack_only_when_asked_for_and_not_less_wanted_than_json(
+    accept: str | None, media_type: str
+) -> None:
     assert negotiate(accept) == media_type
 
 

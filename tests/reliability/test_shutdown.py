@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -76,6 +78,63 @@ def test_with_a_drain_delay_readiness_turns_503_while_requests_are_still_served(
     assert response.status_code == 200, response.text
     assert code == 0
     assert exited_after < GRACE_S
+
+
+KEEP_ALIVE_CLIENTS = 30
+
+
+@dataclass
+class KeepAliveClient:
+    """Sends POST /attention back to back on one kept-alive connection until the server
+    refuses a new connection (its listener closed): what each request got, in order."""
+
+    base_url: str
+    outcomes: list[str] = field(default_factory=list)  # "200 close", "200 keep", or an error
+
+    def run(self, signalled: threading.Event) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            while True:
+                try:
+                    response = client.post("/attention", json=SMALL_BODY)
+                except httpx.ConnectError:
+                    if signalled.is_set():
+                        return  # refused before anything was sent: the client goes elsewhere
+                    raise
+                except httpx.TransportError as error:  # sent, and never answered: lost
+                    self.outcomes.append(f"lost: {type(error).__name__}: {error}")
+                    return
+                closing = response.headers.get("connection", "").lower() == "close"
+                self.outcomes.append(f"{response.status_code} {'close' if closing else 'keep'}")
+
+
+@pytest.mark.parametrize("drain_delay_s", ["0", "1"])
+def test_sigterm_with_30_keep_alive_clients_answers_every_request_it_accepted(
+    start_server: StartServer, drain_delay_s: str
+) -> None:
+    """Issue 11, row 20: no request sent on a kept-alive connection is lost; while draining,
+    answers carry `Connection: close`, and the clients' next connection is refused."""
+    env = {
+        "ATTENTION_GRACEFUL_SHUTDOWN_S": str(GRACE_S),
+        "ATTENTION_DRAIN_DELAY_S": drain_delay_s,
+    }
+    signalled = threading.Event()
+    with start_server(env) as server:
+        clients = [KeepAliveClient(server.base_url) for _ in range(KEEP_ALIVE_CLIENTS)]
+        with ThreadPoolExecutor(KEEP_ALIVE_CLIENTS) as pool:
+            running = [pool.submit(client.run, signalled) for client in clients]
+            wait_for(lambda: all(len(c.outcomes) >= 3 for c in clients), "every client served")
+            signalled.set()
+            server.process.send_signal(signal.SIGTERM)
+            for future in running:
+                future.result(timeout=GRACE_S + 30)
+        code = _exit_code(server.process)
+
+    lost = [outcome for client in clients for outcome in client.outcomes if "lost" in outcome]
+    assert lost == []
+    assert {outcome.split()[0] for client in clients for outcome in client.outcomes} == {"200"}
+    # each client's last answer told it to close: it never sent on a connection being closed
+    assert {client.outcomes[-1] for client in clients} == {"200 close"}
+    assert code == 0
 
 
 def _refused(base_url: str) -> bool:

@@ -1,0 +1,249 @@
+"""The connection edge, below the ASGI app: what uvicorn alone leaves unbounded.
+
+uvicorn closes an idle keep-alive connection after `timeout_keep_alive`, but a connection whose
+request head never completes (slowloris: one header line every 10 s) is held forever, and it
+holds as many connections as clients open. The ASGI app never sees such a connection, so this
+guard lives in uvicorn's protocol (one instance per connection), as a mixin on both of its HTTP
+implementations:
+
+- the head (request line and headers) must arrive within `header_timeout_s` of its first byte
+  (of the connection's opening, for a new one): past it, 408 and the connection closes;
+- at most `max_connections` are open per worker: a new one past it closes the connection
+  waiting longest for a head (408) to make room, so that clients that send whole requests
+  (probes, the proxy) still get in while slow ones hold the slots; when none is waiting, the
+  new one is answered 503 and closed;
+- on shutdown, an idle keep-alive connection is closed only after `IDLE_DRAIN_S`, not at once:
+  a request that its client had already sent, not yet read, is answered (with
+  `Connection: close`) instead of lost in the reset of a closed socket; and `stop_accepting`
+  takes the connections still waiting in the listener's backlog before closing it, which
+  would reset them.
+
+The body's own deadline (`body_timeout_s`) is an ASGI middleware (`app.middleware`), where
+the app's reads of the body are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.settings import get_settings
+
+PROTOCOL = "app.edge:GuardedHttpToolsProtocol"
+"""What `python -m app` gives uvicorn as `http`: the httptools parser, as uvicorn's `auto`."""
+
+IDLE_DRAIN_S = 1.0
+"""How long, after shutdown begins, an idle keep-alive connection stays open for a request
+already on its way (well under the proxy's upstream keepalive_timeout, 4 s)."""
+
+LINGER_S = 1.0
+"""How long a connection closed with a 408 or 503 still reads (and drops) what comes."""
+LINGERING_MAX = 64
+"""Connections lingering so at once, per worker; they hold descriptors besides the cap's."""
+FD_RESERVE = 100
+"""Descriptors a worker keeps for its own files, besides its connections: 24 measured when
+idle (libraries, the event loop, the metrics files), and a margin."""
+_lingering = 0  # this process's lingering connections (one server per worker process)
+
+
+def descriptors_needed(max_connections: int) -> int:
+    """Open files a worker may hold at most: what the process's limit must allow."""
+    return max_connections + LINGERING_MAX + FD_RESERVE
+
+
+def raw_response(status: int, reason: str, detail: str, extra: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 answer with `{"detail": ...}`, written on a connection no ASGI request
+    runs on (so no middleware adds to it), closing it."""
+    body = orjson.dumps({"detail": detail})
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n"
+    ).encode()
+    return head + extra + b"\r\n" + body
+
+
+class ConnectionGuard:
+    """The mixin; the attributes it reads (`connections`, `cycle`, `transport`, `loop`) are
+    those of uvicorn's two HTTP protocols."""
+
+    connections: set[Any]
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_since = 0.0
+    _head_cycle: Any = None
+    _draining = False
+    _refused = False
+    _lingers = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        settings = get_settings()
+        if len(self.connections) > settings.max_connections and not self._evict_slowest():
+            limit = settings.max_connections
+            self._close_with(
+                raw_response(
+                    503,
+                    "Service Unavailable",
+                    f"too many open connections: over the limit max_connections={limit:,} "
+                    "per worker; retry later",
+                    b"retry-after: 1\r\n",
+                )
+            )
+            return
+        self._await_head()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        before = self.cycle
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not before:  # a head completed: its request runs (or waits, pipelined)
+            self._stop_waiting()
+        elif self._head_timer is None and self._between_requests():
+            self._await_head()  # the first bytes of a head, on a kept-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        global _lingering
+        self._stop_waiting()
+        if self._lingers:
+            _lingering -= 1
+            self._lingers = False
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if self._draining and not self.transport.is_closing():
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """uvicorn's shutdown closes an idle connection at once, losing a request that its
+        client has already sent; this one closes it after IDLE_DRAIN_S unless a request comes,
+        which is then answered with `Connection: close` (the draining middleware's header)."""
+        self._draining = True
+        if self._between_requests() and not self.transport.is_closing():
+            self.loop.call_later(IDLE_DRAIN_S, self._close_if_idle)
+            return
+        super().shutdown()  # type: ignore[misc]
+
+    def _close_if_idle(self) -> None:
+        if self._between_requests() and not self.transport.is_closing():
+            self.transport.close()
+
+    def _between_requests(self) -> bool:
+        return self.cycle is None or bool(self.cycle.response_complete)
+
+    def _await_head(self) -> None:
+        self._head_since = self.loop.time()
+        self._head_cycle = self.cycle
+        timeout = get_settings().header_timeout_s
+        self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+
+    def _stop_waiting(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is self._head_cycle and not self.transport.is_closing():
+            self._close_with(self._head_too_slow())
+
+    def _head_too_slow(self) -> bytes:
+        timeout = get_settings().header_timeout_s
+        return raw_response(
+            408,
+            "Request Timeout",
+            f"the request's line and headers did not arrive within the limit "
+            f"header_timeout_s={timeout:g}",
+        )
+
+    def _evict_slowest(self) -> bool:
+        """Close the connection that has waited longest for a head, if one is waiting."""
+        waiting = [
+            other
+            for other in self.connections
+            if other is not self and getattr(other, "_head_timer", None) is not None
+        ]
+        if not waiting:
+            return False
+        slowest: ConnectionGuard = min(waiting, key=lambda other: other._head_since)
+        slowest._stop_waiting()
+        slowest._close_with(slowest._head_too_slow())
+        return True
+
+    def _close_with(self, answer: bytes) -> None:
+        """Answer, then close; what the client still sends meanwhile is read and dropped for
+        up to LINGER_S: closing a socket with unread bytes resets the connection, and the
+        reset would destroy the answer before the client reads it. At most LINGERING_MAX
+        linger at once, so that a flood of connections cannot hold descriptors past the cap
+        by being refused; past it a connection closes at once (its client may then see a
+        reset instead of the answer)."""
+        global _lingering
+        self._stop_waiting()
+        self._refused = True
+        self.transport.write(answer)
+        if _lingering >= LINGERING_MAX or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        _lingering += 1
+        self._lingers = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+
+class GuardedHttpToolsProtocol(ConnectionGuard, HttpToolsProtocol):
+    """uvicorn's httptools protocol (its default where httptools is installed), guarded."""
+
+
+class GuardedH11Protocol(ConnectionGuard, H11Protocol):
+    """uvicorn's h11 protocol, guarded (where httptools is missing)."""
+
+
+def stop_accepting(server: uvicorn.Server) -> int:
+    """Close the server's listeners, first accepting the connections waiting in their backlog.
+
+    Closing a listening socket resets every connection the kernel has completed but the
+    server not yet accepted: their clients, who may have sent a request already, get a reset
+    instead of an answer. Taken first, they are served (with `Connection: close`, as the
+    server drains). A copy of each listening descriptor keeps the socket open while uvicorn's
+    listener closes, so nothing is reset between the two; what arrives in the microseconds
+    between the last accept and the close still is. Returns how many were taken.
+    """
+    loop = asyncio.get_running_loop()
+    config, state = server.config, server.server_state
+
+    def protocol() -> asyncio.Protocol:
+        made: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=state, app_state=server.lifespan.state
+        )
+        return made
+
+    async def serve(connection: socket.socket) -> None:
+        await loop.connect_accepted_socket(protocol, connection)
+
+    taken = 0
+    for listener in getattr(server, "servers", []):
+        held = [socket.socket(fileno=os.dup(sock.fileno())) for sock in listener.sockets]
+        listener.close()
+        for sock in held:
+            with sock:
+                sock.setblocking(False)
+                while True:
+                    try:
+                        connection, _ = sock.accept()
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    task = loop.create_task(serve(connection))
+                    state.tasks.add(task)  # uvicorn's shutdown waits for its tasks
+                    task.add_done_callback(state.tasks.discard)
+                    taken += 1
+    return taken

@@ -1,0 +1,207 @@
+"""The connection guard (app/edge.py) on both of uvicorn's HTTP protocols, with real sockets
+against an in-process uvicorn (tests/reliability/test_connections.py runs `python -m app`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from app import edge
+from app.settings import get_settings
+from tests.support.server import free_port
+
+PROTOCOLS = [edge.GuardedHttpToolsProtocol, edge.GuardedH11Protocol]
+REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+PATIENCE_S = 30.0  # only against a hang: each wait below ends as soon as its answer comes
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    body = b"hello"
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in [name for name in os.environ if name.startswith("ATTENTION_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ATTENTION_HEADER_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("ATTENTION_MAX_CONNECTIONS", "3")
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+@contextmanager
+def serving(protocol: type[Any]) -> Iterator[tuple[int, uvicorn.Server]]:
+    port = free_port()
+    config = uvicorn.Config(
+        hello, host="127.0.0.1", port=port, http=protocol, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + PATIENCE_S
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield port, server
+    finally:
+        server.should_exit = True
+        thread.join(PATIENCE_S)
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=PATIENCE_S)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """One answer of `hello` (no close): its head and its 5 bytes."""
+    received = b""
+    while not received.endswith(b"hello"):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {received!r}"
+        received += chunk
+    return received
+
+
+def status_and_detail(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["detail"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_head_that_stops_arriving_gets_408_and_the_connection_closes(
+    limits: pytest.MonkeyPatch, protocol: type[Any]
+) -> None:
+    with serving(protocol) as (port, _), closing(connect(port)) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nX-Slow: 1\r\n")  # no blank line
+        status, detail = status_and_detail(read_until_closed(slow))
+
+    assert status == 408
+    assert detail == (
+        "the request's line and headers did not arrive within the limit header_timeout_s=0.5"
+    )
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_connection_that_sends_nothing_is_closed_too(
+    limits: pytest.MonkeyPatch, protocol: type[Any]
+) -> None:
+    with serving(protocol) as (port, _), closing(connect(port)) as silent:
+        status, _ = status_and_detail(read_until_closed(silent))
+
+    assert status == 408
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_on_a_kept_alive_connection_the_next_head_is_timed_too(
+    limits: pytest.MonkeyPatch, protocol: type[Any]
+) -> None:
+    limits.setenv("ATTENTION_HEADER_TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    with serving(protocol) as (port, _), closing(connect(port)) as kept:
+        for _ in range(3):  # whole requests, each well within the head timeout
+            assert b" 200 " in read_answer_after(kept, REQUEST)
+        kept.sendall(b"GET / HTTP/1.1\r\n")
+        status, _ = status_and_detail(read_until_closed(kept))
+
+    assert status == 408
+
+
+def read_answer_after(sock: socket.socket, request: bytes) -> bytes:
+    sock.sendall(request)
+    return read_answer(sock)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_past_the_cap_the_connection_waiting_longest_for_its_head_makes_room(
+    limits: pytest.MonkeyPatch, protocol: type[Any]
+) -> None:
+    limits.setenv("ATTENTION_HEADER_TIMEOUT_S", "60")  # only the cap closes them here
+    get_settings.cache_clear()
+    with serving(protocol) as (port, _):
+        slow = []
+        for _ in range(3):
+            slow.append(connect(port))
+            slow[-1].sendall(b"GET / HTTP/1.1\r\n")
+            time.sleep(0.05)  # an order of arrival
+        with closing(connect(port)) as whole:
+            answer = read_answer_after(whole, REQUEST)
+        oldest_status, _ = status_and_detail(read_until_closed(slow[0]))
+        for sock in slow[1:]:  # still open: a whole request on them is answered
+            sock.sendall(b"Host: test\r\n\r\n")
+            assert b" 200 " in read_answer(sock)
+        for sock in slow:
+            sock.close()
+
+    assert b" 200 " in answer
+    assert oldest_status == 408
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_past_the_cap_with_no_one_waiting_a_new_connection_gets_503(
+    limits: pytest.MonkeyPatch, protocol: type[Any]
+) -> None:
+    with serving(protocol) as (port, _):
+        idle = [connect(port) for _ in range(3)]
+        for sock in idle:  # answered and kept alive: idle, not waiting for a head
+            assert b" 200 " in read_answer_after(sock, REQUEST)
+        with closing(connect(port)) as refused:
+            refused.sendall(REQUEST)
+            answer = read_until_closed(refused)
+        for sock in idle:
+            sock.close()
+
+    status, detail = status_and_detail(answer)
+    assert status == 503
+    assert b"retry-after: 1" in answer
+    assert detail == (
+        "too many open connections: over the limit max_connections=3 per worker; retry later"
+    )
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_on_shutdown_a_request_sent_on_an_idle_connection_is_still_answered(
+    limits: pytest.MonkeyPatch, protocol: type[Any]
+) -> None:
+    limits.setattr(edge, "IDLE_DRAIN_S", PATIENCE_S)
+    with serving(protocol) as (port, server), closing(connect(port)) as kept:
+        assert b" 200 " in read_answer_after(kept, REQUEST)
+        server.should_exit = True
+        wait_refused(port)  # shutdown has begun: the listener is closed
+        answer = read_answer_after(kept, REQUEST)
+        rest = read_until_closed(kept)
+
+    assert b" 200 " in answer
+    assert rest == b""  # then the connection is closed
+
+
+def wait_refused(port: int) -> None:
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the listener never closed")

@@ -17,6 +17,7 @@ from app.encoding import MSGPACK
 from app.errors import TooLarge
 from app.schemas import AttentionRequest
 from app.settings import Settings
+from attention import Dims
 
 ITEM_BYTES = {"float32": 4, "float64": 8}
 # the longest JSON number orjson writes, with its comma: "-1.2345678e-05," and the float64 kind
@@ -39,10 +40,12 @@ class Estimate:
 
     peak_bytes: int  # the most memory it holds at once
     response_bytes: int  # the encoded answer
+    sizes: str = ""  # what it was computed from, "B=2 × H=4 × L=8 × S=8"
 
     def describe(self) -> str:
+        sizes = f"{self.sizes}: " if self.sizes else ""
         return (
-            f"peak memory ≈ {self.peak_bytes / 2**20:,.1f} MiB, answer ≈ "
+            f"{sizes}peak memory ≈ {self.peak_bytes / 2**20:,.1f} MiB, answer ≈ "
             f"{self.response_bytes / 2**20:,.1f} MiB"
         )
 
@@ -73,13 +76,16 @@ def _check_token_lengths(field: str, sequences: Iterable[list[str] | list[int]] 
                 )
 
 
-def peak_estimate(item: int, *, built: int, forward: int, held: int, answer: int) -> Estimate:
+def peak_estimate(
+    item: int, dims: Dims, *, built: int, forward: int, held: int, answer: int
+) -> Estimate:
     """The most a request holds at once: what it builds, then the larger of its forward pass
     (`forward` numbers) and its encoding (the `held` numbers it cuts from, and the answer's
     bytes), plus what the allocator keeps of freed memory (docs/reliability.md)."""
     encoding = held * item + answer
     peak = built + max(forward * item, encoding) + allocator_slack_bytes()
-    return Estimate(peak_bytes=peak, response_bytes=answer)
+    sizes = f"B={dims.batch} × H={dims.heads} × L={dims.queries} × S={dims.keys}"
+    return Estimate(peak_bytes=peak, response_bytes=answer, sizes=sizes)
 
 
 def number_bytes(media_type: str, dtype: str, precision: int | None) -> int:

@@ -59,4 +59,5 @@ def pretrained_estimate(
     answer = returned * number_bytes(media_type, dtype, options.precision) + labels
     # the pass, then the cut (its copies beside what they are cut from), then the encoding
     forward = held + max(attention, feed_forward, returned)
-    return peak_estimate(ITEM_BYTES[dtype], built=0, forward=forward, held=returned, answer=answer)
+    item = ITEM_BYTES[dtype]
+    return peak_estimate(item, dims, built=0, forward=forward, held=returned, answer=answer)

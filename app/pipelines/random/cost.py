@@ -92,7 +92,7 @@ def random_estimate(
     if request.parameters is not None:
         built += 2 * layer_parameter_count(config) * item  # the parsed numbers and the layer
     answer = returned * number_bytes(media_type, dtype, output.precision) + _label_bytes(request)
-    return peak_estimate(item, built=built, forward=computed, held=returned, answer=answer)
+    return peak_estimate(item, dims, built=built, forward=computed, held=returned, answer=answer)
 
 
 def _label_bytes(request: AttentionRequest) -> int:

@@ -117,10 +117,12 @@ def _dense(
 def _require_fits(array: np.ndarray[Any, Any], field: str, dtype: torch.dtype) -> None:
     """A number past the dtype's range would become ±inf and every result null: refuse it."""
     largest = torch.finfo(dtype).max
-    magnitudes = np.abs(array)
-    if magnitudes.max() <= largest:
+    # NaN and ±inf are the library's to name ("NaN or infinite"); finite numbers past the
+    # dtype's range are this check's
+    over = np.isfinite(array) & (np.abs(array) > largest)
+    if not over.any():
         return
-    index = np.unravel_index(int(np.argmax(magnitudes > largest)), array.shape)
+    index = np.unravel_index(int(np.argmax(over)), array.shape)
     where = ".".join([field, *(str(int(i)) for i in index)])
     raise InputError(
         f"{where} is {array[index]:g}, which does not fit {str(dtype).removeprefix('torch.')} "

@@ -17,8 +17,8 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
-from app import edge
-from app.settings import Settings, get_settings
+from app.http import edge
+from app.serving.settings import Settings, get_settings
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 BAD_SETTINGS_EXIT = 2  # the shell's "wrong usage"; a supervisor should not restart on it

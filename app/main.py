@@ -19,14 +19,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, auth, edge, metrics
-from app.errors import install_error_handlers
-from app.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
+from app import __version__
+from app.http import auth, edge
+from app.http.errors import install_error_handlers
+from app.http.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
+from app.http.schemas import AttentionRequest
 from app.routes import attention, health, models, steps
 from app.routes import metrics as metrics_route
-from app.schemas import AttentionRequest
 from app.service import Service, torch_threads
-from app.settings import Settings, get_settings
+from app.serving import metrics
+from app.serving.settings import Settings, get_settings
 
 STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger("app")

@@ -10,8 +10,8 @@ from fastapi import Request
 
 from app.pipelines import RANDOM_MODEL
 from app.pipelines.encoder.registry import PretrainedRegistry
-from app.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
-from app.settings import Settings
+from app.serving.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
+from app.serving.settings import Settings
 from attention import resolve_device
 from attention.embedding import TokenVectorCache
 

@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.encoding import JSON, MSGPACK, encode, negotiate
+from app.http.encoding import JSON, MSGPACK, encode, negotiate
+from app.http.schemas import SequenceResult
 from app.pipelines import Context, Prepared, pipeline_for
 from app.pipelines.random.inputs import library_config, run_model
 from app.pipelines.random.labels import request_labels
 from app.pipelines.random.results import cut_results
 from app.routes.attention import parse_request
-from app.runtime import Timing
-from app.schemas import SequenceResult
 from app.service import Service
+from app.serving.runtime import Timing
 from attention import AttentionConfig, MultiHeadAttention, resolve_dtype
 from benchmarks.cases import Case
 

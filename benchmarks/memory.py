@@ -64,12 +64,12 @@ def rss_bytes() -> int:
 
 def measure(name: str) -> dict[str, Any]:
     """In this process: warm up, then run one case and compare its peak with its estimate."""
-    from app.encoding import JSON
+    from app.http.encoding import JSON
     from app.main import create_app
     from app.pipelines import Context, pipeline_for
     from app.routes.attention import parse_request
-    from app.runtime import Timing
-    from app.settings import Settings
+    from app.serving.runtime import Timing
+    from app.serving.settings import Settings
 
     settings = Settings(max_request_bytes=2**40, max_response_bytes=2**40, workers=1)
     service = create_app(settings).state.service

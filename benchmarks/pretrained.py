@@ -31,9 +31,9 @@ import numpy as np
 import ormsgpack
 import torch
 
-from app.encoding import JSON, MSGPACK, decode_msgpack_arrays
+from app.http.encoding import JSON, MSGPACK, decode_msgpack_arrays
 from app.service import torch_threads
-from app.settings import Settings
+from app.serving.settings import Settings
 from attention.bert import WordPieceTokenizer, bundled_model_path, load_bert
 
 MODEL = "all-minilm-l6-v2"

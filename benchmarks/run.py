@@ -35,9 +35,9 @@ from typing import Any
 import httpx
 import torch
 
-from app.encoding import MSGPACK, decode_msgpack_arrays
+from app.http.encoding import MSGPACK, decode_msgpack_arrays
 from app.service import Service, torch_threads
-from app.settings import Settings
+from app.serving.settings import Settings
 from benchmarks import report, wrk
 from benchmarks.cases import Case, select, server_env
 from benchmarks.client import Load, drive

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.settings import Settings
+from app.serving.settings import Settings
 from tests.support.server import RunningServer, launch
 
 Server = RunningServer

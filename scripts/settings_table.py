@@ -1,11 +1,11 @@
-"""Print the README's settings table from app.settings.Settings, so the two cannot drift.
+"""Print the README's settings table from app.serving.settings.Settings, so the two cannot drift.
 
 `python scripts/settings_table.py` prints it; tests/test_readme.py checks the README holds it.
 """
 
 from __future__ import annotations
 
-from app.settings import Settings
+from app.serving.settings import Settings
 
 
 def settings_table() -> str:

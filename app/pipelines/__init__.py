@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate
-from app.runtime import Timing
-from app.schemas import AttentionRequest
+from app.serving.runtime import Timing
 
 if TYPE_CHECKING:
     from app.service import Service

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from app import __version__
-from app.encoding import encode
-from app.schemas import AttentionRequest, OutputOptions
+from app.http.encoding import encode
+from app.http.schemas import AttentionRequest, OutputOptions
 from attention.metrics import HeadMetrics
 from attention.results import SequenceResult
 

@@ -4,7 +4,7 @@ Every request's cost is estimated in bytes from its sizes alone (docs/reliabilit
 model): the peak memory of its computation (tensors computed and kept, the copies cut for the
 answer, the encoded answer, a module not yet built) and the size of its answer in the chosen
 encoding. Past `max_request_bytes` or `max_response_bytes` the answer is 413, before any work;
-the memory budget of the worker (app.runtime.MemoryBudget) then holds the estimate while the
+the memory budget of the worker (app.serving.runtime.MemoryBudget) then holds the estimate while the
 computation runs.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.encoding import MSGPACK
-from app.errors import TooLarge
-from app.schemas import AttentionRequest
-from app.settings import Settings
+from app.http.encoding import MSGPACK
+from app.http.errors import TooLarge
+from app.http.schemas import AttentionRequest
+from app.serving.settings import Settings
 from attention import Dims
 
 ITEM_BYTES = {"float32": 4, "float64": 8}
@@ -28,8 +28,10 @@ PARSED_BODY_FACTOR = 8  # 20 MiB of `embeddings` held 146 MiB parsed: 7.3× (doc
 
 
 def allocator_slack_bytes() -> int:
-    """Freed memory the allocator keeps resident per thread arena (app.runtime)."""
-    from app.runtime import TOP_PAD_BYTES  # runtime imports the errors this module raises too
+    """Freed memory the allocator keeps resident per thread arena (app.serving.runtime)."""
+    from app.serving.runtime import (
+        TOP_PAD_BYTES,  # runtime imports the errors this module raises too
+    )
 
     return TOP_PAD_BYTES
 

@@ -9,13 +9,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.encoding import JSON, MSGPACK, negotiate
-from app.errors import InvalidRequest, UnsupportedMedia
+from app.http.encoding import JSON, MSGPACK, negotiate
+from app.http.errors import InvalidRequest, UnsupportedMedia
+from app.http.schemas import (
+    AttentionRequest,
+    AttentionResponse,
+    MessageErrorBody,
+    ValidationErrorBody,
+)
 from app.pipelines import Context, pipeline_for
 from app.pipelines.cost import check_text, parsed_body_bytes
-from app.runtime import Timing
-from app.schemas import AttentionRequest, AttentionResponse, MessageErrorBody, ValidationErrorBody
 from app.service import Service
+from app.serving.runtime import Timing
 
 router = APIRouter(tags=["attention"])
 

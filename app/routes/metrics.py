@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.metrics import CONTENT_TYPE, exposition
+from app.serving.metrics import CONTENT_TYPE, exposition
 
 router = APIRouter(tags=["operations"])
 

@@ -10,7 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.settings import Settings
+from app.serving.settings import Settings
 
 pytestmark = [
     pytest.mark.cuda,

@@ -16,11 +16,11 @@ import pytest
 import torch
 from fastapi import FastAPI
 
-from app.encoding import decode_msgpack_arrays
+from app.http.encoding import decode_msgpack_arrays
 from app.main import create_app
-from app.runtime import Admission
 from app.service import Service
-from app.settings import Settings
+from app.serving.runtime import Admission
+from app.serving.settings import Settings
 from attention import STEPS
 
 SMALL = {"d_model": 8, "num_heads": 2}

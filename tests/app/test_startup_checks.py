@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from app import __main__ as entry
 from app.__main__ import BAD_SETTINGS_EXIT, checked_settings, describe_setting_error
-from app.edge import descriptors_needed
-from app.settings import Settings, get_settings
+from app.http.edge import descriptors_needed
+from app.serving.settings import Settings, get_settings
 
 
 @pytest.fixture

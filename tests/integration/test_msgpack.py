@@ -9,7 +9,7 @@ import numpy as np
 import ormsgpack
 import pytest
 
-from app.encoding import decode_msgpack_arrays
+from app.http.encoding import decode_msgpack_arrays
 from tests.integration.api import array, attend
 
 pytestmark = pytest.mark.integration

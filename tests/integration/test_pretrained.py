@@ -19,7 +19,7 @@ import ormsgpack
 import pytest
 import torch
 
-from app.encoding import decode_msgpack_arrays
+from app.http.encoding import decode_msgpack_arrays
 from attention.bert import bundled_model_path
 from tests.integration.api import Array, array, attend, error_detail, only_result, validation_error
 from tests.integration.conftest import client_for

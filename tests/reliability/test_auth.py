@@ -7,7 +7,7 @@ import hmac
 import httpx
 import pytest
 
-from app import auth
+from app.http import auth
 from tests.reliability.conftest import KEYS, ORIGIN, assert_healthy, metric, scrape
 from tests.support.server import RunningServer
 

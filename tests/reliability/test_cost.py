@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.encoding import JSON
+from app.http.encoding import JSON
+from app.http.schemas import AttentionRequest
 from app.pipelines.random.cost import random_estimate
 from app.pipelines.random.inputs import library_config
 from app.pipelines.random.labels import request_labels, request_shape
-from app.schemas import AttentionRequest
 from tests.reliability.conftest import StartServer, assert_healthy
 from tests.support.server import RunningServer
 

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from app.middleware import API_POLICY
+from app.http.middleware import API_POLICY
 from tests.reliability.conftest import SMALL_BODY
 from tests.support.server import REPO_ROOT, RunningServer
 

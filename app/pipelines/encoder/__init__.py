@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from app.http.schemas import AttentionRequest
 from app.pipelines import RANDOM_MODEL, Context, Prepared
 from app.pipelines.answer import encode_answer
 from app.pipelines.encoder.checks import (
@@ -24,7 +25,6 @@ from app.pipelines.encoder.checks import (
 from app.pipelines.encoder.cost import pretrained_estimate
 from app.pipelines.encoder.registry import PretrainedRegistry
 from app.pipelines.encoder.run import run_pretrained
-from app.schemas import AttentionRequest
 from attention import InputError, resolve_dtype
 from attention.bert import BertConfig
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate, at_most, check_estimate
 from app.pipelines.encoder.registry import Pretrained
-from app.schemas import AttentionRequest
-from app.settings import Settings
+from app.serving.settings import Settings
 from attention import STEPS, InputError
 from attention.bert import TokenizedBatch
 

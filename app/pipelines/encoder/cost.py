@@ -3,9 +3,9 @@ then the answer, cut and encoded (the memory model: docs/reliability.md)."""
 
 from __future__ import annotations
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.cost import ITEM_BYTES, Estimate, number_bytes, peak_estimate
 from app.pipelines.encoder.checks import TRACED_STEPS
-from app.schemas import AttentionRequest
 from attention import Dims, step_elements
 from attention.bert import BertConfig, TokenizedBatch
 from attention.cost import forward_elements, returned_elements

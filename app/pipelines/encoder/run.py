@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.answer import attention_answer, metrics_answer, numpy
 from app.pipelines.encoder.checks import TRACED_STEPS
 from app.pipelines.encoder.cost import weighted_layers
 from app.pipelines.encoder.registry import Pretrained
-from app.schemas import AttentionRequest
 from attention.bert import (
     BertOutput,
     TokenizedBatch,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
 from app.pipelines.cost import check_estimate
@@ -16,7 +17,6 @@ from app.pipelines.random.cost import check_limits, check_module, random_estimat
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
-from app.schemas import AttentionRequest
 from attention import AttentionConfig, InputError, resolve_dtype
 
 ADVICE = (

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import TooLarge
+from app.http.errors import TooLarge
+from app.http.schemas import AttentionRequest
 from app.pipelines.cost import (
     ITEM_BYTES,
     LABEL_OVERHEAD_BYTES,
@@ -14,8 +15,7 @@ from app.pipelines.cost import (
     number_bytes,
     peak_estimate,
 )
-from app.schemas import AttentionRequest
-from app.settings import Settings
+from app.serving.settings import Settings
 from attention import AttentionConfig, Dims
 from attention.cost import (
     forward_elements,

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.random.labels import Labels
-from app.schemas import AttentionRequest
 from attention import (
     AttentionConfig,
     AttentionModel,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.random.cost import Shape
 from app.pipelines.random.tokenize import tokenize
-from app.schemas import AttentionRequest
 from attention import AttentionConfig, InputError, ShapeError
 
 Label = str | int

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.http.schemas import OutputOptions
 from app.pipelines.answer import sequence_answer
 from app.pipelines.random.labels import EXTRA_KEY_LABELS, Labels
-from app.schemas import OutputOptions
 from attention import AttentionConfig, AttentionOutput
 from attention.results import split_batch
 

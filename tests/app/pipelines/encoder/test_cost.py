@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.encoder.cost import weighted_layers
-from app.schemas import AttentionRequest
 
 
 def request(**output: Any) -> AttentionRequest:

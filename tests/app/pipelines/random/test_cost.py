@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
-from app.encoding import JSON, MSGPACK
-from app.errors import TooLarge
+from app.http.encoding import JSON, MSGPACK
+from app.http.errors import TooLarge
+from app.http.schemas import AttentionRequest
 from app.pipelines.cost import (
     JSON_NUMBER_BYTES,
     Estimate,
@@ -15,8 +16,7 @@ from app.pipelines.cost import (
 )
 from app.pipelines.random.cost import Shape, check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import library_config
-from app.schemas import AttentionRequest
-from app.settings import Settings
+from app.serving.settings import Settings
 from attention.cost import parameter_count
 
 SETTINGS = Settings(max_tokens=8, max_batch=2, max_d_model=128, max_heads=8)

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 import torch
 
+from app.http.schemas import AttentionRequest
 from app.pipelines.random.inputs import needs_weights, padded_vectors
 from app.pipelines.random.labels import request_labels
-from app.schemas import AttentionRequest
 from attention import ShapeError
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from app.http.schemas import OutputOptions
 from app.pipelines.random.labels import Labels
 from app.pipelines.random.results import cut_results
-from app.schemas import OutputOptions
 from attention import AttentionConfig, AttentionOutput
 
 B, H, H_KV, L, S, D, E = 2, 4, 2, 5, 7, 3, 12  # S = 5 keys + bias_k + the zero key

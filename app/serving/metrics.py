@@ -34,8 +34,8 @@ from prometheus_client import (
 from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import route_path
-from app.runtime import Timing
+from app.http.auth import route_path
+from app.serving.runtime import Timing
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

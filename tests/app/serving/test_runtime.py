@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
-from app.runtime import Admission, MemoryBudget, ModuleCache, Timing, module_bytes
+from app.http.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
+from app.serving.runtime import Admission, MemoryBudget, ModuleCache, Timing, module_bytes
 from attention import AttentionConfig, checkpoint
 from attention.embedding import TokenVectorCache
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from app.middleware import (
+from app.http.middleware import (
     API_POLICY,
     DOCS_POLICY,
     PAGE_POLICY,

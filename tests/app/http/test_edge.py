@@ -1,4 +1,4 @@
-"""The connection guard (app/edge.py) on both of uvicorn's HTTP protocols, with real sockets
+"""The connection guard (app/http/edge.py) on both of uvicorn's HTTP protocols, with real sockets
 against an in-process uvicorn (tests/reliability/test_connections.py runs `python -m app`)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from app import edge
-from app.settings import get_settings
+from app.http import edge
+from app.serving.settings import get_settings
 from tests.support.server import free_port
 
 PROTOCOLS = [edge.GuardedHttpToolsProtocol, edge.GuardedH11Protocol]

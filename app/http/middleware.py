@@ -10,7 +10,7 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import route_path
+from app.http.auth import route_path
 
 # Bytes of an oversized body read and thrown away before the 413: a proxy still sending the
 # body when the connection closes would answer 502 instead of passing the 413 on.

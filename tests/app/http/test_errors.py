@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import library_error_location
+from app.http.errors import library_error_location
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ implementations:
   takes the connections still waiting in the listener's backlog before closing it, which
   would reset them.
 
-The body's own deadline (`body_timeout_s`) is an ASGI middleware (`app.middleware`), where
+The body's own deadline (`body_timeout_s`) is an ASGI middleware (`app.http.middleware`), where
 the app's reads of the body are.
 """
 
@@ -34,9 +34,9 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.settings import get_settings
+from app.serving.settings import get_settings
 
-PROTOCOL = "app.edge:GuardedHttpToolsProtocol"
+PROTOCOL = "app.http.edge:GuardedHttpToolsProtocol"
 """What `python -m app` gives uvicorn as `http`: the httptools parser, as uvicorn's `auto`."""
 
 IDLE_DRAIN_S = 1.0

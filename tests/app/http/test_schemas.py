@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.schemas import AttentionRequest, OutputOptions
+from app.http.schemas import AttentionRequest, OutputOptions
 from attention import STEPS
 
 

@@ -5,7 +5,7 @@ import orjson
 import ormsgpack
 import pytest
 
-from app.encoding import (
+from app.http.encoding import (
     JSON,
     MSGPACK,
     decode_msgpack_arrays,

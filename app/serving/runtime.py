@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import torch
 
-from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
+from app.http.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
 from attention import AttentionConfig, AttentionModel, Interrupted, stop_when
 from attention.cost import parameter_count
 from attention.embedding import TokenVectorCache

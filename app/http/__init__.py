@@ -1,0 +1,1 @@
+"""The HTTP edge: request and answer models, errors, encodings, keys, middleware."""

@@ -1,0 +1,1 @@
+"""How work runs: settings, the admission gate and memory budget, caches, metrics."""

@@ -110,11 +110,13 @@ def drain_on_sigterm(service: Service) -> Callable[[], None]:
         """uvicorn's handler, once the listeners are closed without resetting the connections
         in their backlog (`edge.stop_accepting`; uvicorn's own close would reset them)."""
         server = getattr(previous, "__self__", None)
-        if isinstance(server, uvicorn.Server):
-            taken = edge.stop_accepting(server)
-            logger.info("listener closed; %d connections taken from its backlog", taken)
-        if callable(previous):
-            previous(signum, None)
+        try:
+            if isinstance(server, uvicorn.Server):
+                taken = edge.stop_accepting(server)
+                logger.info("listener closed; %d connections taken from its backlog", taken)
+        finally:  # whatever happened there, the server must still stop
+            if callable(previous):
+                previous(signum, None)
 
     def handle(signum: int, frame: FrameType | None) -> None:
         first = not service.draining

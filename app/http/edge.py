@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from contextlib import suppress
 from typing import Any
 
 import orjson
@@ -240,10 +241,16 @@ def stop_accepting(server: uvicorn.Server) -> int:
                 while True:
                     try:
                         connection, _ = sock.accept()
-                    except (BlockingIOError, InterruptedError):
+                    except OSError:  # none waiting; or another worker stopped the listening
                         break
                     task = loop.create_task(serve(connection))
                     state.tasks.add(task)  # uvicorn's shutdown waits for its tasks
                     task.add_done_callback(state.tasks.discard)
                     taken += 1
+                # Stop listening, for every process that shares the socket (other workers,
+                # uvicorn's parent): while any holds it open it would go on completing
+                # connections that none accepts, to reset them when the last one exits.
+                # New connections are refused from here on, which a client can safely retry.
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
     return taken

@@ -107,15 +107,17 @@ class KeepAliveClient:
                 self.outcomes.append(f"{response.status_code} {'close' if closing else 'keep'}")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("drain_delay_s", ["0", "1"])
 def test_sigterm_with_30_keep_alive_clients_answers_every_request_it_accepted(
-    start_server: StartServer, drain_delay_s: str
+    start_server: StartServer, drain_delay_s: str, workers: str
 ) -> None:
     """Issue 11, row 20: no request sent on a kept-alive connection is lost; while draining,
     answers carry `Connection: close`, and the clients' next connection is refused."""
     env = {
         "ATTENTION_GRACEFUL_SHUTDOWN_S": str(GRACE_S),
         "ATTENTION_DRAIN_DELAY_S": drain_delay_s,
+        "ATTENTION_WORKERS": workers,
     }
     signalled = threading.Event()
     with start_server(env) as server:

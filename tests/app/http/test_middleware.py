@@ -175,6 +175,36 @@ async def test_waiting_for_a_disconnect_after_the_body_is_not_timed() -> None:
     assert reads == ["http.request", "http.disconnect"]
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("headers", "timed"),
+    [
+        ([], False),
+        ([(b"content-length", b"0")], False),
+        ([(b"content-length", b"10")], True),
+        ([(b"transfer-encoding", b"chunked")], True),
+    ],
+)
+async def test_only_a_request_that_declares_a_body_has_its_reads_timed(
+    headers: list[tuple[bytes, bytes]], timed: bool
+) -> None:
+    seen: list[Receive] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(receive)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    scope = {"type": "http", "headers": headers}
+    await BodyReadTimeout(app, timeout_s=1)(scope, receive, send)
+
+    assert (seen[0] is not receive) == timed
+
+
 # -- ResponseHeaders ------------------------------------------------------------------------
 
 

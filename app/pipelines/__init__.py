@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate
 from app.serving.runtime import Timing
@@ -39,7 +40,7 @@ class Context:
 class Prepared:
     """A request that passed its checks: its estimate, and the work that answers it."""
 
-    work: Callable[[], bytes]
+    work: Callable[[], Body]
     estimate: Estimate
 
 

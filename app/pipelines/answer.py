@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from app import __version__
-from app.http.encoding import encode
+from app.http.encoding import Body, encode
 from app.http.schemas import AttentionRequest, OutputOptions
 from attention.metrics import HeadMetrics
 from attention.results import SequenceResult
@@ -28,7 +28,7 @@ def encode_answer(
     config: dict[str, Any],
     context: Context,
     computing: float,
-) -> bytes:
+) -> Body:
     """The whole answer, in the negotiated encoding."""
     payload = {"results": results, "config": config, "meta": meta(request, context, computing)}
     return encode(payload, context.media_type, request.output.precision)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import RANDOM_MODEL, Context, Prepared
 from app.pipelines.answer import encode_answer
@@ -42,7 +43,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     estimate = pretrained_estimate(request, batch, config, layers, context.media_type)
     check_pretrained_limits(request, batch, estimate, context.service.settings)
 
-    def work() -> bytes:
+    def work() -> Body:
         model = registry.get(dtype)
         computing = time.perf_counter()
         results = run_pretrained(request, model, batch, layers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
@@ -38,7 +39,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     estimate = random_estimate(request, shape, config, context.media_type, module_cached=cached)
     check_estimate(estimate, settings, ADVICE)
 
-    def work() -> bytes:
+    def work() -> Body:
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
         result = run_model(request, labels, model, explicit_layer(request, model))

@@ -125,3 +125,24 @@ def test_a_dict_that_merely_looks_like_an_array_is_left_alone() -> None:
     value = {"dtype": "float32", "shape": [1], "data": "not bytes"}
 
     assert decode_msgpack_arrays(value) == value
+
+
+def test_a_large_answer_written_in_pieces_is_the_same_json() -> None:
+    payload = {
+        "results": [
+            {
+                "tokens": ["a", "b"],
+                "output": np.random.default_rng(0).random((300, 1000), dtype=np.float32),
+                "attention": np.full((4, 300, 300), 0.25, dtype=np.float64),
+                "odd": np.array([np.nan, np.inf, 1.5]),
+                "steps": {},
+                "metrics": None,
+            }
+        ],
+        "config": {"d_model": 8},
+    }
+
+    body = encode(payload, JSON)
+
+    assert isinstance(body, memoryview)  # 300,000 numbers: past PIECE_NUMBERS
+    assert bytes(body) == orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)

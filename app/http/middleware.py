@@ -42,7 +42,7 @@ class BodySizeLimit:
             await self._reject(send, f"the body is {declared:,} bytes")
             return
         received = 0
-        started = ended = False
+        ended = False
 
         async def counting_receive() -> Message:
             nonlocal received, ended
@@ -54,15 +54,11 @@ class BodySizeLimit:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except BodyTooLarge:
-            if not started:
+            if not tracked.started:
                 if not ended:  # past the body's last part, receive() would wait for a disconnect
                     await _drain(receive)
                 await self._reject(send, f"the body passed {self.max_bytes:,} bytes")
@@ -70,6 +66,18 @@ class BodySizeLimit:
     async def _reject(self, send: Send, what: str) -> None:
         detail = f"{what}, over the limit max_body_bytes={self.max_bytes:,}"
         await send_closing(send, 413, detail)
+
+
+class TrackedSend:
+    """`send`, remembering whether the response has started: a refusal can only replace an
+    answer that has not."""
+
+    def __init__(self, send: Send) -> None:
+        self.send, self.started = send, False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
 
 
 class BodyReadTimeout:
@@ -88,7 +96,7 @@ class BodyReadTimeout:
             await self.app(scope, receive, send)
             return
         deadline = asyncio.get_running_loop().time() + self.timeout_s
-        ended = started = False
+        ended = False
 
         async def timed_receive() -> Message:
             nonlocal ended
@@ -102,15 +110,11 @@ class BodyReadTimeout:
             ended = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, timed_receive, tracking_send)
+            await self.app(scope, timed_receive, tracked)
         except BodyTooSlow:
-            if not started:
+            if not tracked.started:
                 detail = (
                     "the request's body did not all arrive within the limit "
                     f"body_timeout_s={self.timeout_s:g}"

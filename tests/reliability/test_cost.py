@@ -308,3 +308,22 @@ def test_row_10_abandoned_computations_stop_at_the_next_layer(start_server: Star
         small = c.post("/attention", json={"model": MODEL, "text": "a short one"})
 
         assert small.status_code == 200, small.text
+
+
+# -- row 11: the pretrained path keeps, and counts, only what it returns -------------------------
+
+
+def test_row_11_weights_not_returned_are_neither_kept_nor_counted(client: httpx.Client) -> None:
+    # 32 texts of 256 WordPieces; this server's max_request_bytes is 512 MiB
+    texts = [" ".join(["word"] * 254)] * 32
+    plain = {"model": MODEL, "text": texts, "output": {"attention": "none"}}
+    averaged = {"model": MODEL, "text": texts, "output": {"attention": "average"}}
+
+    answered = client.post("/attention", json=plain)
+    refused = detail(client.post("/attention", json=averaged), 413)
+
+    # every layer's (32, 12, 256, 256) weights, 604 MB, kept only to be averaged
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["results"][0]["attention"] is None
+    assert "peak memory is estimated at" in refused
+    assert "over the limit max_request_bytes=536,870,912" in refused

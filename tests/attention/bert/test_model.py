@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attention import STEPS
+from attention import STEPS, Interrupted, stop_when
 from attention.bert import load_bert
 from attention.errors import InputError
 from tests.attention.bert.conftest import (
@@ -81,3 +81,23 @@ def test_only_the_named_layers_keep_their_weights(bert: LoadedBert) -> None:
     assert none.attentions == ()
     # the fused kernel computes the same hidden states as the traced path
     assert torch.allclose(none.last_hidden_state, every.last_hidden_state, atol=1e-5)
+
+
+def test_a_caller_that_gives_up_stops_the_encoder_before_its_next_layer(
+    bert: LoadedBert,
+) -> None:
+    batch = bert.tokenizer.encode(SENTENCES[:1])
+    checks: list[int] = []
+
+    def gave_up_after_two_layers() -> bool:
+        checks.append(1)
+        return len(checks) > 2
+
+    with (
+        torch.inference_mode(),
+        stop_when(gave_up_after_two_layers),
+        pytest.raises(Interrupted),
+    ):
+        bert.model(batch.input_ids, output_attentions=False)  # fused layers: one check each
+
+    assert len(checks) == 3  # layers 0 and 1 ran; the check before layer 2 stopped it

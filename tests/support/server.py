@@ -51,7 +51,7 @@ class RunningServer:
         return self.process.returncode
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

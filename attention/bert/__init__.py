@@ -26,7 +26,6 @@ from attention.bert.config import (
     num_parameters,
     parameter_bytes,
 )
-from attention.bert.errors import ModelDependencyError, ModelError, ModelFileError, ModelSizeError
 from attention.bert.loading import (
     BUNDLED_MODEL_NAME,
     BertInfo,
@@ -37,6 +36,12 @@ from attention.bert.loading import (
 from attention.bert.model import BertEmbeddings, BertLayer, BertModel, BertOutput
 from attention.bert.pooling import embed_texts, mean_pool, sentence_embeddings
 from attention.bert.tokenizer import TokenizedBatch, WordPieceTokenizer, word_groups
+from attention.folders.errors import (
+    ModelDependencyError,
+    ModelError,
+    ModelFileError,
+    ModelSizeError,
+)
 
 __all__ = [
     "BUNDLED_MODEL_NAME",

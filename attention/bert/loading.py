@@ -18,19 +18,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from attention.bert import files
 from attention.bert.config import DEFAULT_MAX_MODEL_BYTES, BertConfig, check_model_size
-from attention.bert.errors import ModelDependencyError, ModelFileError
 from attention.bert.model import BertLayer, BertModel
 from attention.bert.tokenizer import WordPieceTokenizer
-from attention.bert.weights_file import check_tensors, read_header
 from attention.device import resolve_device, resolve_dtype
 from attention.errors import AttentionError, ConfigError, ParameterError
+from attention.folders import files
+from attention.folders.checkpoint import LazyTensors, safetensors_module
+from attention.folders.errors import ModelFileError
+from attention.folders.safetensors_header import check_tensors, read_header
 from attention.weights import load_pytorch_state_dict
 
 CONFIG_FILE = "config.json"
@@ -196,45 +196,17 @@ def expected_weight_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
 def _open_weights(folder: Path, config: BertConfig) -> Iterator[Mapping[str, Tensor]]:
     """The weights file's tensors, read one at a time on access, once its header is checked."""
     path = folder / WEIGHTS_FILE
-    safe_open, safetensor_error = _safetensors()
+    safe_open, safetensor_error = safetensors_module()
     entries = read_header(path, folder)
     check_tensors(entries, expected_weight_shapes(config), _hf_key_map(entries), WEIGHTS_FILE)
     try:
         with safe_open(str(path), framework="pt") as handle:
-            yield _LazyTensors(handle, tuple(entries))
+            yield LazyTensors(dict.fromkeys(entries, handle))
     except OSError as error:
         raise files.file_error(path, folder, files.os_cause(error)) from None
     except safetensor_error as error:
         message = files.scrub(str(error), folder)
         raise files.file_error(path, folder, f"is not a safetensors file: {message}") from None
-
-
-def _safetensors() -> tuple[Any, type[Exception]]:
-    """safetensors' ``safe_open`` and its error type, imported only when a model is loaded."""
-    try:
-        from safetensors import SafetensorError, safe_open
-    except ImportError:
-        raise ModelDependencyError("safetensors") from None
-    return safe_open, SafetensorError
-
-
-class _LazyTensors(Mapping[str, Tensor]):
-    """An open safetensors file as a mapping: a tensor is read when it is looked up."""
-
-    def __init__(self, handle: Any, keys: tuple[str, ...]) -> None:
-        self._handle, self._keys = handle, keys
-
-    def __getitem__(self, key: str) -> Tensor:
-        if key not in self._keys:
-            raise KeyError(key)
-        tensor: Tensor = self._handle.get_tensor(key)
-        return tensor
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
 
 class _Renamed(Mapping[str, Tensor]):

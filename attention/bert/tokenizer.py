@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from attention.bert import files
-from attention.bert.errors import ModelDependencyError
 from attention.errors import InputError
+from attention.folders import files
+from attention.folders.errors import ModelDependencyError
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 
-from attention.bert.errors import ModelFileError
+from attention.folders.errors import ModelFileError
 
 KiB, MiB = 1024, 1024 * 1024
 

@@ -135,6 +135,10 @@ class WordPieceTokenizer:
         rows the word embeddings need."""
         return max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids`, special tokens left out, as the folder's decoder joins them."""
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
     def token_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)
 

@@ -139,6 +139,10 @@ class WordPieceTokenizer:
         """The text of `ids`, special tokens left out, as the folder's decoder joins them."""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def id_token(self, token_id: int) -> str:
+        """The token an id stands for ('' for an id the vocabulary lacks)."""
+        return self._tokenizer.id_to_token(token_id) or ""
+
     def token_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)
 

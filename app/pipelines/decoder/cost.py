@@ -12,6 +12,8 @@ from attention.bert import TokenizedBatch
 from attention.cost import forward_elements, returned_elements
 from attention.decoder import DecoderConfig
 
+ARRAY_FRAMING_BYTES = 96  # an array's keys, dtype and shape around its numbers
+
 
 def weighted_layers(request: AttentionRequest, layers: list[int]) -> list[int]:
     """The layers whose weights the answer uses (the others run on the fused kernel)."""
@@ -55,7 +57,16 @@ def decoder_estimate(
     returned += generated_rows + 2 * new  # the rows, the log-probabilities and ids
     labels = 2 * sum(len(token) + 4 for tokens in batch.tokens for token in tokens)
     labels += new * 64  # a generated token's text, its id and its place in `text`
-    answer = returned * number_bytes(media_type, "float32", options.precision) + labels
+    # per sequence: output, attention, the steps and three metrics, each an array with its
+    # framing (a MessagePack array's dtype and shape), and each new token's own array
+    arrays = dims.batch * (5 + len(steps)) + new
+    metrics = 3 * len(layers) * dims.batch * config.num_heads * length if options.metrics else 0
+    answer = (
+        (returned + metrics) * number_bytes(media_type, "float32", options.precision)
+        + 8 * metrics  # top_key: 8-byte integers
+        + labels
+        + arrays * ARRAY_FRAMING_BYTES
+    )
     forward = held + max(attention, feed_forward, logits, returned)
     item = ITEM_BYTES["float32"]
     return peak_estimate(item, dims, built=0, forward=forward, held=returned, answer=answer)

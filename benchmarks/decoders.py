@@ -126,6 +126,53 @@ def measure(
     return [*rows, {"case": f"greedy {new_tokens} new, attention kept", **row}]
 
 
+def http(runs: int, new_tokens: int) -> list[dict[str, Any]]:
+    """End to end: POST /attention to a real server (`tests.support.server.launch`) serving the
+    small Llama from ATTENTION_MODELS_DIR, JSON, every layer's per-head attention."""
+    import httpx
+
+    from tests.support.server import running_server
+
+    words = ["once", "upon", "a", "time", "there", "was", "an", "old", "king"]
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        build(Path(root) / "models", "llama", SMALL["llama"], VOCAB)
+        env = {"ATTENTION_MODELS_DIR": str(Path(root) / "models"), "ATTENTION_WORKERS": "1"}
+        with (
+            running_server(env) as server,
+            httpx.Client(base_url=server.base_url, timeout=300) as client,
+        ):
+            for length in (128, 1024):
+                text = " ".join(words[i % len(words)] for i in range(length - 1))  # + <s>
+                # per head, 1,024 tokens would be 33.5 M numbers: past the 256 MiB answer limit
+                attention = "per_head" if length <= 128 else "average"
+                body = {"model": "llama", "text": text, "output": {"attention": attention}}
+                rows.append(_post(client, body, f"forward {length}, {attention}", runs))
+            body = {
+                "model": "llama",
+                "text": "once upon a time",
+                "generate": {"max_new_tokens": new_tokens},
+            }
+            rows.append(_post(client, body, f"greedy {new_tokens} new", runs))
+    return rows
+
+
+def _post(client: Any, body: dict[str, Any], case: str, runs: int) -> dict[str, Any]:
+    client.post("/attention", json=body).raise_for_status()  # the first loads the model
+    totals, computes, size = [], [], 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        response = client.post("/attention", json=body)
+        totals.append((time.perf_counter() - start) * 1e3)
+        response.raise_for_status()
+        computes.append(response.json()["meta"]["compute_ms"])
+        size = len(response.content)
+    return {
+        "architecture": "llama", "case": f"HTTP JSON, {case}", "http_ms": statistics.median(totals),
+        "server_compute_ms": statistics.median(computes), "response_bytes": size,
+    }  # fmt: skip
+
+
 def _tiny(model_type: str) -> dict[str, Any]:
     if model_type == "gpt2":
         return {"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64}
@@ -141,9 +188,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the machine and the rows here")
+    parser.add_argument("--http", action="store_true", help="end to end over HTTP instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lengths, runs, new = ([16], 2, 4) if args.smoke else ([128, 1024], args.runs, 32)
+    if args.http:
+        rows = http(args.runs, new)
+        for row in rows:
+            print(row)
+        return
     rows = run(lengths, runs, new, args.smoke)
     print("| architecture | case | in-process ms | transformers eager ms | ratio |")
     print("|---|---|---|---|---|")

@@ -213,3 +213,10 @@ def test_concurrent_first_requests_load_once(client: httpx.Client, server: Runni
         statuses = list(pool.map(lambda _: attention(client, body).status_code, range(4)))
     assert statuses == [200] * 4
     assert server.log().count("model tiny-qwen2 loaded") <= before + 1
+
+
+def test_an_unknown_model_is_refused_with_the_decoders_listed(client: httpx.Client) -> None:
+    response = attention(client, {"model": "nope", "text": PROMPT})
+    assert response.status_code == 422
+    assert "tiny-llama" in response.text
+    assert "broken-falcon" not in response.text.split("available:")[-1]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.http.schemas import AttentionResponse
 from tests.integration.conftest import client_for
 from tests.support.server import RunningServer, launch
 from tests.support.tiny_decoder import reference_decoder, reference_tokenizer, write_tiny_decoder
@@ -119,6 +120,7 @@ def test_greedy_generation_matches_transformers(
     body = {"model": name, "text": PROMPT, "generate": {"max_new_tokens": 10}}
     response = attention(client, body)
     assert response.status_code == 200, response.text
+    AttentionResponse.model_validate(response.json())  # the published schema holds
     generation = response.json()["results"][0]["generation"]
     ids = reference_tokenizer(folders[name])(PROMPT, return_tensors="pt")["input_ids"]
     with torch.inference_mode():

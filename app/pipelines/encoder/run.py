@@ -49,7 +49,9 @@ def run_pretrained(
         trace_layers=layers if traced else (),
     )
     pooled = (
-        sentence_embeddings(output.last_hidden_state, padding).cpu().numpy()
+        sentence_embeddings(output.last_hidden_state, padding, pretrained.info.pooling)
+        .cpu()
+        .numpy()
         if request.output.embedding
         else None
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from fastapi import Request
 
 from app.pipelines import RANDOM_MODEL
 from app.pipelines.encoder.registry import PretrainedRegistry
+from app.pipelines.models import ModelLibrary
 from app.serving.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
 from app.serving.settings import Settings
 from attention import resolve_device
@@ -23,6 +25,7 @@ class Service:
     admission: Admission
     cache: ModuleCache
     pretrained: PretrainedRegistry
+    decoders: ModelLibrary
     draining: bool = False
     started: bool = field(default=False)
 
@@ -45,6 +48,12 @@ class Service:
             pretrained=PretrainedRegistry.from_setting(
                 settings.model_path, device, settings.max_model_bytes
             ),
+            decoders=ModelLibrary(
+                Path(settings.models_dir) if settings.models_dir else None,
+                device,
+                budget_bytes=settings.models_memory_bytes,
+                max_bytes=settings.max_model_bytes,
+            ),
         )
 
     def memory_use(self) -> dict[str, int]:
@@ -60,7 +69,7 @@ class Service:
         }
 
     def model_names(self) -> list[str]:
-        return [RANDOM_MODEL, *self.pretrained.names]
+        return [RANDOM_MODEL, *self.pretrained.names, *self.decoders.names]
 
     @property
     def ready(self) -> bool:

@@ -37,6 +37,7 @@ class AttentionConfig:
     rope_base: float = 10000.0
     vocab_size: int = 1024  # rows of the seeded table that integer token ids index
     seed: int = 0
+    head_size: int | None = None  # a head's width when not d_model / num_heads (some decoders)
 
     def __post_init__(self) -> None:
         for check in (
@@ -49,7 +50,13 @@ class AttentionConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.num_heads
+        return self.d_model // self.num_heads if self.head_size is None else self.head_size
+
+    @property
+    def query_dim(self) -> int:
+        """Width of the projected queries: all query heads side by side (d_model unless
+        `head_size` says otherwise); the output projection maps it back to d_model."""
+        return self.num_heads * self.head_dim
 
     @property
     def kv_heads(self) -> int:
@@ -96,13 +103,13 @@ class AttentionConfig:
     def _check_sizes(self) -> None:
         for name in ("d_model", "num_heads", "max_positions", "vocab_size"):
             _require_positive_int(name, getattr(self, name))
-        for name in ("num_kv_heads", "kdim", "vdim", "window"):
+        for name in ("num_kv_heads", "kdim", "vdim", "window", "head_size"):
             value = getattr(self, name)
             if value is not None:
                 _require_positive_int(name, value)
 
     def _check_heads(self) -> None:
-        if self.d_model % self.num_heads:
+        if self.head_size is None and self.d_model % self.num_heads:
             raise ConfigError(
                 f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}",
                 field="num_heads",

@@ -55,21 +55,22 @@ class MultiHeadAttention(nn.Module):
             config.causal or config.window is not None or config.positional_encoding == "alibi"
         )
         self._register_projections(config)
-        self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.out_proj = nn.Linear(config.query_dim, config.d_model, bias=config.bias)
         self.reset_parameters(generator)
 
     def _register_projections(self, config: AttentionConfig) -> None:
-        d_model, kv_dim = config.d_model, config.kv_dim
+        d_model, kv_dim, query_dim = config.d_model, config.kv_dim, config.query_dim
         packed = config.packed_projection
 
         def weight(rows: int, columns: int, present: bool) -> nn.Parameter | None:
             return nn.Parameter(torch.empty(rows, columns)) if present else None
 
-        self.in_proj_weight = weight(d_model + 2 * kv_dim, d_model, packed)
-        self.q_proj_weight = weight(d_model, d_model, not packed)
+        self.in_proj_weight = weight(query_dim + 2 * kv_dim, d_model, packed)
+        self.q_proj_weight = weight(query_dim, d_model, not packed)
         self.k_proj_weight = weight(kv_dim, config.key_dim, not packed)
         self.v_proj_weight = weight(kv_dim, config.value_dim, not packed)
-        self.in_proj_bias = nn.Parameter(torch.empty(d_model + 2 * kv_dim)) if config.bias else None
+        biases = query_dim + 2 * kv_dim
+        self.in_proj_bias = nn.Parameter(torch.empty(biases)) if config.bias else None
         self.bias_k = nn.Parameter(torch.empty(1, 1, kv_dim)) if config.add_bias_kv else None
         self.bias_v = nn.Parameter(torch.empty(1, 1, kv_dim)) if config.add_bias_kv else None
 
@@ -108,7 +109,7 @@ class MultiHeadAttention(nn.Module):
         return self._split_qkv(self.in_proj_bias)
 
     def _split_qkv(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        sizes = [self.config.d_model, self.config.kv_dim, self.config.kv_dim]
+        sizes = [self.config.query_dim, self.config.kv_dim, self.config.kv_dim]
         q, k, v = torch.split(packed, sizes)
         return q, k, v
 
@@ -121,7 +122,7 @@ class MultiHeadAttention(nn.Module):
         return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
     def _split_last(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        sizes = [self.config.d_model, self.config.kv_dim, self.config.kv_dim]
+        sizes = [self.config.query_dim, self.config.kv_dim, self.config.kv_dim]
         q, k, v = packed.split_with_sizes(sizes, dim=-1)  # torch.split, minus its Python layer
         return q, k, v
 
@@ -220,6 +221,23 @@ class MultiHeadAttention(nn.Module):
             batch, length, source_length,
             key_padding_mask=key_padding_mask, attn_mask=attn_mask, like=q,
         )  # fmt: skip
+        if not (need_weights or trace):
+            return self._fast_forward(q, k, v, bias)
+        return self._traced_forward(q, k, v, bias, keep_trace=trace)
+
+    def attend(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        bias: Tensor | None,
+        *,
+        need_weights: bool,
+        trace: bool,
+    ) -> AttentionOutput:
+        """Steps 4-9 on heads-split, already positioned Q (B, H, L, d) and K, V (B, H_kv, S, d)
+        under one additive `bias` (B|1, H|1, L, S): for callers that keep their own keys, such
+        as a decoder's cache, and so build the projections and the bias themselves."""
         if not (need_weights or trace):
             return self._fast_forward(q, k, v, bias)
         return self._traced_forward(q, k, v, bias, keep_trace=trace)

@@ -39,6 +39,7 @@ MAX_HEADS = 4_096
 MAX_POSITIONS = 1_048_576
 MAX_VOCAB = 16_777_216
 MAX_LAYERS = 1_024
+MAX_NEW_TOKENS = 65_536  # the schema's own bound; ATTENTION_MAX_NEW_TOKENS is the working one
 TokenId = Annotated[StrictInt, Field(le=MAX_VOCAB - 1)]
 TokenSequence = list[StrictStr] | list[TokenId]
 Matrix = list[list[float]]
@@ -136,6 +137,27 @@ class OutputOptions(Strict):
         return STEPS if self.steps == "all" else tuple(dict.fromkeys(self.steps))
 
 
+class GenerateOptions(Strict):
+    """Decoder models: continue the text, every new token with its attention (docs/models.md)."""
+
+    max_new_tokens: int = Field(
+        16, ge=1, le=MAX_NEW_TOKENS, description="Tokens to generate at most (also bounded by "
+        "ATTENTION_MAX_NEW_TOKENS, and with the prompt by ATTENTION_MAX_CONTEXT_TOKENS)",
+    )  # fmt: skip
+    temperature: float = Field(
+        0.0, ge=0, le=100, description="0 = greedy (argmax, reproducible); above 0, sampling"
+    )
+    top_k: int | None = Field(None, ge=1, le=2**31 - 1, description="Sample among the k likeliest")
+    top_p: float | None = Field(
+        None, gt=0, le=1, description="Sample within the smallest set of likeliest tokens whose "
+        "probability reaches top_p (nucleus)",
+    )  # fmt: skip
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the sampling generator")
+    stop: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=16, description="Stop once the generated text holds one"
+    )
+
+
 class AttentionRequest(Strict):
     """Exactly one of `sequences`, `text` or `embeddings`; keys optional (cross-attention)."""
 
@@ -195,6 +217,10 @@ class AttentionRequest(Strict):
     layers: list[Annotated[StrictInt, Field(ge=0, le=MAX_LAYERS - 1)]] | Literal["all"] = Field(
         "all", description="Pretrained models: the layers whose attention and steps to return"
     )
+    generate: GenerateOptions | None = Field(
+        None, description="Decoder models: generate after the text (one text), with each new "
+        "token's attention over the context and its log-probability",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _one_query_source(self) -> AttentionRequest:
@@ -252,6 +278,10 @@ class SequenceResult(BaseModel):
         "words, word_attention (Nl×H×W×W)",
     )  # fmt: skip
     embedding: Numbers | None = Field(None, description="Pretrained models: the sentence embedding")
+    generation: dict[str, Any] | None = Field(
+        None, description="Decoder models with `generate`: tokens, token_ids, text, logprobs, "
+        "attention (per new token: Nl × H × S_i), stop_reason",
+    )  # fmt: skip
 
 
 class StepInfo(BaseModel):

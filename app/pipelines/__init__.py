@@ -49,6 +49,23 @@ class Pipeline(Protocol):
 
 
 def pipeline_for(request: AttentionRequest) -> Pipeline:
-    from app.pipelines import encoder, random  # the packages import this module's types
+    """Every request goes through `choose`: which family serves a name is known only to the
+    service (ATTENTION_MODELS_DIR's decoders are found at start-up)."""
+    return choose
 
-    return random.prepare if request.model == RANDOM_MODEL else encoder.prepare
+
+async def choose(request: AttentionRequest, context: Context) -> Prepared:
+    """A decoder of ATTENTION_MODELS_DIR by its name, the random model, else the encoder (which
+    names the models served when the name is not its own either)."""
+    from app.pipelines import decoder, encoder, random  # they import this module's types
+    from attention import InputError
+
+    if request.model in context.service.decoders:
+        return await decoder.prepare(request, context)
+    if request.generate is not None:
+        raise InputError(
+            f"generate is for decoder models; model={request.model!r} is not one", field="generate"
+        )
+    if request.model == RANDOM_MODEL:
+        return await random.prepare(request, context)
+    return await encoder.prepare(request, context)

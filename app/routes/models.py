@@ -21,7 +21,11 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description="The value of `model` in POST /attention")
-    kind: str = Field(description="'seeded' (weights drawn from config.seed) or 'pretrained'")
+    kind: str = Field(
+        description="'seeded' (weights drawn from config.seed), 'pretrained' (the encoder) or "
+        "'decoder' (a folder of ATTENTION_MODELS_DIR: also `architecture`, `status` — "
+        "available, loading, ready or unavailable — and `reason` when unavailable)"
+    )
     layers: int
 
 
@@ -43,6 +47,6 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
         "description": "One attention layer shaped by `config`, weights drawn from config.seed",
     }
     return {
-        "models": [random, *service.pretrained.describe()],
+        "models": [random, *service.pretrained.describe(), *service.decoders.describe()],
         "unavailable": service.pretrained.unavailable,
     }

@@ -122,6 +122,24 @@ class Settings(BaseSettings):
         "config.json before anything is allocated: past it the model is not served",
     )  # fmt: skip
 
+    # decoder folders (docs/models.md)
+    models_dir: str | None = Field(
+        None, description="A folder of model folders (GPT-2, Llama, Mistral, Qwen2), each served "
+        "under its folder's name in lower case, loaded on first use",
+    )  # fmt: skip
+    models_memory_bytes: int = Field(
+        DEFAULT_MAX_MODEL_BYTES, ge=1, description="Parameter bytes the models of "
+        "ATTENTION_MODELS_DIR may hold loaded at once (float32); the least recently used is "
+        "unloaded to make room, a larger model is not served",
+    )  # fmt: skip
+    max_new_tokens: int = Field(
+        256, ge=1, description="Most tokens one request may generate (generate.max_new_tokens)"
+    )
+    max_context_tokens: int = Field(
+        2048, ge=1, description="Most tokens a generating request may reach: its prompt plus "
+        "generate.max_new_tokens",
+    )  # fmt: skip
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -26,7 +26,6 @@ from attention.bert.config import (
     num_parameters,
     parameter_bytes,
 )
-from attention.bert.errors import ModelDependencyError, ModelError, ModelFileError, ModelSizeError
 from attention.bert.loading import (
     BUNDLED_MODEL_NAME,
     BertInfo,
@@ -35,8 +34,14 @@ from attention.bert.loading import (
     load_hf_state_dict,
 )
 from attention.bert.model import BertEmbeddings, BertLayer, BertModel, BertOutput
-from attention.bert.pooling import embed_texts, mean_pool, sentence_embeddings
+from attention.bert.pooling import Pooling, embed_texts, mean_pool, pool, sentence_embeddings
 from attention.bert.tokenizer import TokenizedBatch, WordPieceTokenizer, word_groups
+from attention.folders.errors import (
+    ModelDependencyError,
+    ModelError,
+    ModelFileError,
+    ModelSizeError,
+)
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
@@ -51,6 +56,7 @@ __all__ = [
     "ModelError",
     "ModelFileError",
     "ModelSizeError",
+    "Pooling",
     "TokenizedBatch",
     "WordPieceTokenizer",
     "aggregate_words",
@@ -66,6 +72,7 @@ __all__ = [
     "num_parameters",
     "offset_argmax_share",
     "parameter_bytes",
+    "pool",
     "rollout_by_layer",
     "row_entropy",
     "sentence_embeddings",

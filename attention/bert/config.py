@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from attention.bert.errors import ModelSizeError
 from attention.config import AttentionConfig
 from attention.errors import ConfigError
+from attention.folders.errors import ModelSizeError
 
 GiB = 1024**3
 DEFAULT_MAX_MODEL_BYTES = 3 * GiB // 2

@@ -23,20 +23,24 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attention.bert import files
 from attention.bert.config import DEFAULT_MAX_MODEL_BYTES, BertConfig, check_model_size
-from attention.bert.errors import ModelDependencyError, ModelFileError
 from attention.bert.model import BertLayer, BertModel
+from attention.bert.pooling import MEAN_NORMALIZED, POOLING_MODES, Pooling
 from attention.bert.tokenizer import WordPieceTokenizer
-from attention.bert.weights_file import check_tensors, read_header
 from attention.device import resolve_device, resolve_dtype
 from attention.errors import AttentionError, ConfigError, ParameterError
+from attention.folders import files
+from attention.folders.checkpoint import LazyTensors, safetensors_module
+from attention.folders.errors import ModelFileError
+from attention.folders.safetensors_header import check_tensors, read_header
 from attention.weights import load_pytorch_state_dict
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 SENTENCE_CONFIG_FILE = "sentence_bert_config.json"  # optional: sentence-transformers' settings
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"  # optional: model_max_length
+MODULES_FILE = "modules.json"  # optional: sentence-transformers' modules (pooling, Normalize)
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 SAFETENSORS_ADVICE = "save the model with safe_serialization=True"
 UNSUPPORTED = {
@@ -73,6 +77,7 @@ class BertInfo:
     num_parameters: int
     max_length: int  # tokens per sequence, [CLS] and [SEP] included
     unused_weights: tuple[str, ...]  # checkpoint tensors the encoder does not use (pooler, ...)
+    pooling: Pooling = MEAN_NORMALIZED  # the sentence embedding, as the folder's modules say
 
 
 def bundled_model_path() -> Path | None:
@@ -125,6 +130,7 @@ def load_bert(
         dtype=dtype,
         num_parameters=sum(parameter.numel() for parameter in model.parameters()),
         max_length=max_length,
+        pooling=read_pooling(path),
         unused_weights=unused,
     )
     return model, tokenizer, info
@@ -196,45 +202,17 @@ def expected_weight_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
 def _open_weights(folder: Path, config: BertConfig) -> Iterator[Mapping[str, Tensor]]:
     """The weights file's tensors, read one at a time on access, once its header is checked."""
     path = folder / WEIGHTS_FILE
-    safe_open, safetensor_error = _safetensors()
+    safe_open, safetensor_error = safetensors_module()
     entries = read_header(path, folder)
     check_tensors(entries, expected_weight_shapes(config), _hf_key_map(entries), WEIGHTS_FILE)
     try:
         with safe_open(str(path), framework="pt") as handle:
-            yield _LazyTensors(handle, tuple(entries))
+            yield LazyTensors(dict.fromkeys(entries, handle))
     except OSError as error:
         raise files.file_error(path, folder, files.os_cause(error)) from None
     except safetensor_error as error:
         message = files.scrub(str(error), folder)
         raise files.file_error(path, folder, f"is not a safetensors file: {message}") from None
-
-
-def _safetensors() -> tuple[Any, type[Exception]]:
-    """safetensors' ``safe_open`` and its error type, imported only when a model is loaded."""
-    try:
-        from safetensors import SafetensorError, safe_open
-    except ImportError:
-        raise ModelDependencyError("safetensors") from None
-    return safe_open, SafetensorError
-
-
-class _LazyTensors(Mapping[str, Tensor]):
-    """An open safetensors file as a mapping: a tensor is read when it is looked up."""
-
-    def __init__(self, handle: Any, keys: tuple[str, ...]) -> None:
-        self._handle, self._keys = handle, keys
-
-    def __getitem__(self, key: str) -> Tensor:
-        if key not in self._keys:
-            raise KeyError(key)
-        tensor: Tensor = self._handle.get_tensor(key)
-        return tensor
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
 
 class _Renamed(Mapping[str, Tensor]):
@@ -355,16 +333,67 @@ def _require_keys(state: Mapping[str, Tensor], keys: list[str]) -> None:
 
 
 def _max_length(folder: Path, config: BertConfig) -> int:
-    """sentence-transformers' ``max_seq_length`` when the folder has one, else every position."""
-    settings = folder / SENTENCE_CONFIG_FILE
-    found = files.kind(settings, folder)
-    if found is None:
-        return config.max_position_embeddings
-    files.require_regular(settings, folder, found)
-    length = files.read_json_object(settings, folder).get("max_seq_length")
-    if isinstance(length, int) and not isinstance(length, bool) and length > 0:
-        return min(length, config.max_position_embeddings)
+    """sentence-transformers' ``max_seq_length`` when the folder has one, else the tokenizer's
+    ``model_max_length`` (tokenizer_config.json), else every position; never more positions
+    than the model has."""
+    for file, key in (
+        (SENTENCE_CONFIG_FILE, "max_seq_length"),
+        (TOKENIZER_CONFIG_FILE, "model_max_length"),
+    ):
+        settings = _optional_json(folder, file)
+        length = None if settings is None else settings.get(key)
+        if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+            return min(length, config.max_position_embeddings)
     return config.max_position_embeddings
+
+
+def _optional_json(folder: Path, file: str) -> dict[str, Any] | None:
+    path = folder / file
+    found = files.kind(path, folder)
+    if found is None:
+        return None
+    files.require_regular(path, folder, found)
+    return files.read_json_object(path, folder)
+
+
+def read_pooling(folder: Path) -> Pooling:
+    """The sentence embedding of sentence-transformers' modules.json: its Pooling module's mode
+    (exactly one of CLS, mean, max, last token) and whether a Normalize module follows."""
+    path = folder / MODULES_FILE
+    found = files.kind(path, folder)
+    if found is None:
+        return MEAN_NORMALIZED
+    files.require_regular(path, folder, found)
+    raw = files.read_json_bytes(path, folder)
+    if not isinstance(raw, list) or not all(isinstance(module, dict) for module in raw):
+        raise files.file_error(path, folder, "must hold a JSON array of module objects")
+    types = {str(module.get("type", "")).rsplit(".", 1)[-1]: module for module in raw}
+    if "Pooling" not in types:
+        return MEAN_NORMALIZED
+    where = types["Pooling"].get("path")
+    if not isinstance(where, str) or not where or "/" in where or where in (".", ".."):
+        raise files.file_error(path, folder, f"names the Pooling module's folder {where!r}")
+    config = files.read_json_object(folder / where / CONFIG_FILE, folder)
+    chosen = _pooling_modes(config)
+    modes = [POOLING_MODES[name] for name in chosen if name in POOLING_MODES]
+    if len(chosen) != 1 or len(modes) != 1:
+        raise ConfigError(
+            f"{where}/{CONFIG_FILE}: pooling {', '.join(chosen) or 'none'} is not supported "
+            f"(supported: exactly one of {', '.join(dict.fromkeys(POOLING_MODES.values()))})",
+            field="pooling",
+        )
+    return Pooling(modes[0], normalize="Normalize" in types)
+
+
+def _pooling_modes(config: dict[str, Any]) -> list[str]:
+    """The modes a Pooling config.json turns on: `pooling_mode` (a name, sentence-transformers 6)
+    or the `pooling_mode_*` switches of earlier versions."""
+    mode = config.get("pooling_mode")
+    if isinstance(mode, str):
+        return [mode]
+    return [
+        key for key, value in config.items() if key.startswith("pooling_mode_") and value is True
+    ]
 
 
 def _require_files(folder: Path) -> None:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from attention.bert import files
-from attention.bert.errors import ModelDependencyError
 from attention.errors import InputError
+from attention.folders import files
+from attention.folders.errors import ModelDependencyError
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -134,6 +134,14 @@ class WordPieceTokenizer:
         """One more than the largest id the tokenizer can produce, added tokens included: the
         rows the word embeddings need."""
         return max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids`, special tokens left out, as the folder's decoder joins them."""
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def id_token(self, token_id: int) -> str:
+        """The token an id stands for ('' for an id the vocabulary lacks)."""
+        return self._tokenizer.id_to_token(token_id) or ""
 
     def token_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)

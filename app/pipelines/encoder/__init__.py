@@ -32,7 +32,7 @@ from attention.bert import BertConfig
 
 async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     registry = context.service.pretrained
-    require_served(request.model, registry)
+    require_served(request.model, registry, context.service.decoders.names)
     check_pretrained_request(request, request.model)
     dtype = resolve_dtype(request.config.dtype)
     pretrained = registry.get(torch.float32)
@@ -53,9 +53,9 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     return Prepared(work, estimate)
 
 
-def require_served(name: str, registry: PretrainedRegistry) -> None:
+def require_served(name: str, registry: PretrainedRegistry, decoders: list[str]) -> None:
     if name not in registry.names:
-        available = ", ".join([RANDOM_MODEL, *registry.names])
+        available = ", ".join([RANDOM_MODEL, *registry.names, *decoders])
         why = f" ({registry.unavailable})" if registry.unavailable else ""
         raise InputError(
             f"model={name!r} is not served here{why}; available: {available}", field="model"

@@ -6,6 +6,7 @@ Nl × H × L × L, each step Nl × (its shape in the step registry, GET /steps),
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,9 @@ def run_pretrained(
         trace_layers=layers if traced else (),
     )
     pooled = (
-        sentence_embeddings(output.last_hidden_state, padding).cpu().numpy()
+        sentence_embeddings(output.last_hidden_state, padding, pretrained.info.pooling)
+        .cpu()
+        .numpy()
         if request.output.embedding
         else None
     )
@@ -75,7 +78,7 @@ def _sequence_result(
     options = request.output
     metrics = analysis = None
     if chosen is not None and options.metrics:
-        metrics = metrics_answer(_layer_metrics(chosen, length))
+        metrics = metrics_answer(layer_metrics(chosen, length))
     if every_layer is not None and chosen is not None and options.analysis:
         analysis = _analysis(every_layer, chosen, batch, row)
     return {
@@ -84,7 +87,7 @@ def _sequence_result(
         "output": numpy(output.last_hidden_state[row, :length]),
         "attention": attention_answer(chosen, options),  # (Nl, H, n, n) or (Nl, n, n)
         "layers": layers,
-        "steps": {step: _layer_steps(output, step, row, length, layers) for step in traced},
+        "steps": {step: layer_steps(output.traces, step, row, length, layers) for step in traced},
         "metrics": metrics,
         "analysis": analysis,
         "embedding": None if pooled is None else pooled[row],
@@ -92,13 +95,16 @@ def _sequence_result(
     }
 
 
-def _layer_steps(output: BertOutput, step: str, row: int, length: int, layers: list[int]) -> Array:
+def layer_steps(
+    traces: Mapping[int, Mapping[str, Tensor]], step: str, row: int, length: int, layers: list[int]
+) -> Array:
+    """Sequence `row`'s step `step` in each of `layers`, unpadded, stacked: (Nl, …)."""
     columns = slice(0, length)
-    parts = [cut_step(step, output.traces[layer][step], row, length, columns) for layer in layers]
+    parts = [cut_step(step, traces[layer][step], row, length, columns) for layer in layers]
     return numpy(torch.stack(parts))  # (Nl, …)
 
 
-def _layer_metrics(chosen: Tensor, length: int) -> HeadMetrics:
+def layer_metrics(chosen: Tensor, length: int) -> HeadMetrics:
     """Each layer's metrics, stacked: (Nl, H), (Nl, H), (Nl, H, n)."""
     none_masked = torch.zeros(chosen.shape[1], length, dtype=torch.bool, device=chosen.device)
     per_layer = [head_metrics(layer, length, none_masked) for layer in chosen]

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from attention.bert.files import MiB, file_error, os_cause
 from attention.errors import ParameterError
+from attention.folders.files import MiB, file_error, os_cause
 
 MAX_HEADER_BYTES = 100 * MiB  # the safetensors library's own limit
 ITEM_BYTES = {
@@ -121,10 +121,11 @@ def check_tensors(
     expected: Mapping[str, tuple[int, ...]],
     names: Mapping[str, str],
     file_name: str,
+    family: str = "BERT",
 ) -> None:
     """Every expected tensor is declared, floating-point and of the shape config.json implies.
 
-    `names` maps the encoder's names (``embeddings.word_embeddings.weight``) to the file's
+    `names` maps the model's names (``embeddings.word_embeddings.weight``) to the file's
     (``bert.embeddings.word_embeddings.weight``).
     """
     missing = [key for key in expected if key not in names]
@@ -132,7 +133,7 @@ def check_tensors(
         raise ParameterError(
             f"{file_name} lacks {', '.join(missing[:3])}"
             f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}"
-            " (is this a BERT checkpoint?)",
+            f" (is this a {family} checkpoint?)",
             field=missing[0],
         )
     for key, shape in expected.items():

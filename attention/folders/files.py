@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 
-from attention.bert.errors import ModelFileError
+from attention.folders.errors import ModelFileError
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -97,6 +97,14 @@ def read_bytes(path: Path, folder: Path, *, max_bytes: int) -> bytes:
 
 def read_json_object(path: Path, folder: Path, *, max_bytes: int = MiB) -> dict[str, Any]:
     """A JSON file that must hold an object (config.json, sentence_bert_config.json)."""
+    content = read_json_bytes(path, folder, max_bytes=max_bytes)
+    if not isinstance(content, dict):
+        raise file_error(path, folder, f"must hold a JSON object, not {_json_type(content)}")
+    return content
+
+
+def read_json_bytes(path: Path, folder: Path, *, max_bytes: int = MiB) -> Any:
+    """A JSON file's value, whatever it is; every failure a ModelFileError naming the file."""
     raw = read_bytes(path, folder, max_bytes=max_bytes)
     try:
         content = json.loads(raw.decode("utf-8"))
@@ -107,8 +115,6 @@ def read_json_object(path: Path, folder: Path, *, max_bytes: int = MiB) -> dict[
         raise file_error(path, folder, f"is not valid JSON: {error.msg} at {where}") from None
     except RecursionError:
         raise file_error(path, folder, "is not usable JSON: nested too deeply") from None
-    if not isinstance(content, dict):
-        raise file_error(path, folder, f"must hold a JSON object, not {_json_type(content)}")
     return content
 
 

@@ -1,0 +1,63 @@
+"""Decoder LLMs (GPT-2, Llama, Mistral, Qwen2) from ATTENTION_MODELS_DIR: every layer on the
+project's MultiHeadAttention, causal; with `generate`, a continuation token by token.
+
+The model is loaded on first use off the event loop (app/pipelines/models.py); the checks and
+the tokenizing run before the estimate, the estimate before any tensor (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from app.http.schemas import AttentionRequest
+from app.pipelines import Context, Prepared
+from app.pipelines.answer import encode_answer
+from app.pipelines.cost import check_estimate
+from app.pipelines.decoder.checks import (
+    check_decoder_limits,
+    check_decoder_request,
+    tokenize_request,
+)
+from app.pipelines.decoder.cost import decoder_estimate
+from app.pipelines.decoder.run import run_decoder
+from app.pipelines.encoder.checks import resolve_layers
+from app.pipelines.models import Decoder
+
+
+async def prepare(request: AttentionRequest, context: Context) -> Prepared:
+    library = context.service.decoders
+    check_decoder_request(request)
+    decoder = await asyncio.to_thread(library.get, request.model)  # loaded once, on first use
+    config = decoder.info.config
+    layers = resolve_layers(request, config.num_layers)
+    batch = await asyncio.to_thread(tokenize_request, request, decoder)
+    check_decoder_limits(request, batch, decoder, context.service.settings)
+    estimate = decoder_estimate(request, batch, config, layers, context.media_type)
+    check_estimate(estimate, context.service.settings, "ask for fewer layers, steps or tokens")
+
+    def work() -> bytes:
+        computing = time.perf_counter()
+        results = run_decoder(request, decoder, batch, layers)
+        return encode_answer(
+            request, results, resolved_config(request, decoder, layers), context, computing
+        )
+
+    return Prepared(work, estimate)
+
+
+def resolved_config(
+    request: AttentionRequest, decoder: Decoder, layers: list[int]
+) -> dict[str, Any]:
+    config = decoder.info.config
+    return {
+        "model": request.model,
+        "architecture": config.model_type,
+        "num_layers": config.num_layers,
+        "d_model": config.hidden_size,
+        "num_heads": config.num_heads,
+        **config.attention_config(0).derived(),
+        "layers": layers,
+        "dtype": "float32",
+    }

@@ -66,7 +66,7 @@ def forward_elements(
         rows = min(dims.queries, query_block_rows(dims.batch, dims.heads, dims.keys))
         whole_bias = matrix if attn_mask or _has_bias_matrix(config) else 0
         matrix = step_elements("attention", replace(dims, queries=rows))
-        matrices = WEIGHTS_MATRICES + 1  # scores, weights and the block's masked copy
+        matrices = WEIGHTS_MATRICES + 3  # scores, weights, the masked copy, the shaper's copies
     rows = TOKEN_ROW_TENSORS * step_elements("inputs", dims)
     width = max(config.key_dim, config.value_dim, config.kv_dim)
     key_rows = KEY_ROW_TENSORS * dims.batch * dims.keys * width if cross else 0

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.http import auth, edge
+from app.http.compression import Compression
 from app.http.errors import install_error_handlers
 from app.http.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
 from app.http.schemas import AttentionRequest
@@ -55,8 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(steps.router)
     app.include_router(metrics_route.router)
     mount_explorer(app)
-    # middleware, innermost first: body limit, body deadline, API keys, CORS (answers
-    # preflights), metrics, response headers (on every answer, refusals included)
+    # middleware, innermost first: compression (answers and static files, as negotiated), body
+    # limit, body deadline, API keys, CORS (answers preflights), metrics, response headers (on
+    # every answer, refusals included)
+    app.add_middleware(Compression)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyReadTimeout, timeout_s=settings.body_timeout_s)
     auth.install(app, settings.api_keys)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from attention.config import AttentionConfig
 from attention.embedding import Token, TokenEmbedding, TokenVectorCache
-from attention.multi_head import AttentionOutput, MultiHeadAttention
+from attention.multi_head import AttentionOutput, MultiHeadAttention, WeightsSink
 from attention.positional import LearnedPositions, SinusoidalPositions
 
 
@@ -87,6 +87,7 @@ class AttentionModel(nn.Module):
         need_weights: bool = True,
         trace: bool = False,
         attention: MultiHeadAttention | None = None,
+        weights_sink: WeightsSink | None = None,
     ) -> AttentionOutput:
         """Self-attention over `token_embeddings` (B, L, d_model), or cross-attention to keys.
 
@@ -103,7 +104,7 @@ class AttentionModel(nn.Module):
         result: AttentionOutput = layer(
             embedded.inputs, keys, values,
             key_padding_mask=key_padding_mask, attn_mask=attn_mask,
-            need_weights=need_weights, trace=trace,
+            need_weights=need_weights, trace=trace, weights_sink=weights_sink,
         )  # fmt: skip
         if trace:
             # every step of the trace is batched: the one positional table serves each sequence

@@ -8,6 +8,7 @@ Grouped-query attention generalises them: K and V project to ``num_kv_heads · h
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,10 @@ from attention.config import AttentionConfig
 from attention.inputs import check_inputs
 from attention.interrupt import checkpoint
 from attention.positional import alibi_bias, apply_rope
+from attention.shaping import query_block_rows
+
+# receives the weights (B, H, rows, S) of queries first..first+rows, then lets them go
+WeightsSink = Callable[[Tensor, int], None]
 
 
 @dataclass
@@ -195,10 +200,12 @@ class MultiHeadAttention(nn.Module):
         attn_mask: Tensor | None = None,
         need_weights: bool = True,
         trace: bool = False,
+        weights_sink: WeightsSink | None = None,
     ) -> AttentionOutput:
         """Batch-first inputs: query (B, L, E), key (B, S, kdim), value (B, S, vdim).
 
-        Without `key` and `value` this is self-attention on `query`.
+        Without `key` and `value` this is self-attention on `query`. With `weights_sink` (and no
+        trace) the weights are computed per block of queries and handed to it, never whole.
         """
         key = query if key is None else key
         value = key if value is None else value
@@ -221,6 +228,8 @@ class MultiHeadAttention(nn.Module):
             batch, length, source_length,
             key_padding_mask=key_padding_mask, attn_mask=attn_mask, like=q,
         )  # fmt: skip
+        if weights_sink is not None and not trace:
+            return self._blocked_forward(q, k, v, bias, weights_sink)
         if not (need_weights or trace):
             return self._fast_forward(q, k, v, bias)
         return self._traced_forward(q, k, v, bias, keep_trace=trace)
@@ -264,6 +273,35 @@ class MultiHeadAttention(nn.Module):
             is_causal=is_causal,
         )  # fmt: skip
         return AttentionOutput(output=self.out_proj(AF.merge_heads(heads)))
+
+    def _blocked_forward(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, sink: WeightsSink
+    ) -> AttentionOutput:
+        """Steps 4-7 per block of queries: the pass holds (B, H, rows, S) matrices instead of
+        (B, H, L, S), and each block's weights go to `sink` (attention/shaping.py). Inference
+        only: no dropout."""
+        batch, heads, length, _ = q.shape
+        rows = query_block_rows(batch, heads, k.shape[2])
+        outputs, fully_masked = [], []
+        for first in range(0, length, rows):
+            checkpoint()
+            last = min(first + rows, length)
+            block_bias = bias
+            if bias is not None and bias.shape[-2] != 1:  # (…, 1, S) padding serves every row
+                block_bias = bias[..., first:last, :]
+            scores = AF.attention_scores(q[:, :, first:last], k).mul_(self.config.resolved_scale)
+            masked = AF.apply_bias(scores, block_bias)
+            if block_bias is None:
+                weights = torch.softmax(masked, dim=-1)
+                masked_rows = weights.new_zeros(weights.shape[:-1], dtype=torch.bool)
+            else:
+                weights, masked_rows = AF.masked_softmax(masked)
+            sink(weights, first)
+            outputs.append(AF.weighted_sum(weights, v))  # (B, H, rows, d)
+            fully_masked.append(masked_rows)
+        concat = AF.merge_heads(torch.cat(outputs, dim=2))
+        output = F.linear(concat, self.out_proj.weight, self.out_proj.bias)
+        return AttentionOutput(output=output, fully_masked=torch.cat(fully_masked, dim=2))
 
     def _traced_forward(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, keep_trace: bool

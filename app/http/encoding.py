@@ -66,24 +66,30 @@ def _quality(ranges: dict[str, float], media_type: str) -> float:
     return 0.0
 
 
-def prepare_arrays(value: Any, precision: int | None) -> Any:
-    """Round float arrays (vectorised) and make every array contiguous, in nested dicts/lists."""
+def prepare_arrays(value: Any, precision: int | None, float16: bool = False) -> Any:
+    """Round float arrays (vectorised), cast them to float16 if asked, and make every array
+    contiguous, in nested dicts/lists."""
     if isinstance(value, np.ndarray):
         if precision is not None and value.dtype.kind == "f":
             value = np.round(value, precision)
+        if float16 and value.dtype.kind == "f":
+            value = value.astype(np.float16)
         return np.ascontiguousarray(value)
     if isinstance(value, dict):
-        return {key: prepare_arrays(item, precision) for key, item in value.items()}
+        return {key: prepare_arrays(item, precision, float16) for key, item in value.items()}
     if isinstance(value, list):
-        return [prepare_arrays(item, precision) for item in value]
+        return [prepare_arrays(item, precision, float16) for item in value]
     return value
 
 
 Body = bytes | memoryview  # an answer's bytes, or a view of them when they were built in place
 
 
-def encode(payload: Any, media_type: str, precision: int | None = None) -> Body:
-    prepared = prepare_arrays(payload, precision)
+def encode(
+    payload: Any, media_type: str, precision: int | None = None, *, float16: bool = False
+) -> Body:
+    """`float16`: MessagePack's float arrays as float16 (JSON numbers follow `precision`)."""
+    prepared = prepare_arrays(payload, precision, float16 and media_type == MSGPACK)
     if media_type == MSGPACK:
         return ormsgpack.packb(prepared, default=_array_to_msgpack)
     if _largest_array(prepared) <= PIECE_NUMBERS:

@@ -101,6 +101,28 @@ _STEP_LIST: TypeAdapter[list[StepName]] = TypeAdapter(list[StepName])
 _ALL_STEPS: TypeAdapter[AllSteps] = TypeAdapter(AllSteps)
 
 
+MAX_TOP_K = 1_024
+MAX_POOL = 1_024
+HeadIndex = Annotated[StrictInt, Field(ge=0, le=MAX_HEADS - 1)]
+QueryIndex = Annotated[StrictInt, Field(ge=0, le=MAX_POSITIONS - 1)]
+
+
+class QueryRange(Strict):
+    """Query positions start..stop - 1 (stop past the sequence's end: up to its last query)."""
+
+    start: int = Field(0, ge=0, le=MAX_POSITIONS - 1, description="The first query position")
+    stop: int = Field(ge=1, le=MAX_POSITIONS, description="One past the last query position")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QueryRange:
+        if self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop}) must be greater than start ({self.start})")
+        return self
+
+
+_QUERY_LIST: TypeAdapter[list[QueryIndex]] = TypeAdapter(list[QueryIndex])
+
+
 class OutputOptions(Strict):
     attention: Literal["per_head", "average", "none"] = Field(
         "per_head", description="Attention weights per head (H×L×S), their average (L×S), or none"
@@ -121,6 +143,28 @@ class OutputOptions(Strict):
         False, description="Pretrained models: attention rollout, shares on [CLS]/[SEP], and "
         "word-level attention (to a word: summed over its pieces; from a word: averaged)",
     )  # fmt: skip
+    heads: list[HeadIndex] | None = Field(
+        None, min_length=1, max_length=MAX_HEADS, description="The heads whose attention "
+        "(dense, top_k or pool) to return, in this order; null = all",
+    )  # fmt: skip
+    queries: QueryRange | list[QueryIndex] | None = Field(
+        None, description="The query positions whose attention rows to return: a range "
+        "{start, stop} or a list of positions; null = all",
+    )  # fmt: skip
+    top_k: int | None = Field(
+        None, ge=1, le=MAX_TOP_K, description="Per head and query, the k largest weights "
+        "as top_k.keys (key indices) and top_k.weights, largest first, and top_k.mass (their "
+        "sum), instead of the dense attention",
+    )  # fmt: skip
+    pool: int | None = Field(
+        None, ge=1, le=MAX_POOL, description="An overview of at most pool × pool cells per "
+        "head: max and mean of the weights over blocks of queries and keys, with the blocks' "
+        "bounds in token positions, instead of the dense attention",
+    )  # fmt: skip
+    dtype: Literal["float32", "float16"] = Field(
+        "float32", description="MessagePack answers: the type of their float arrays "
+        "(float16 halves them; JSON numbers follow `precision`)",
+    )  # fmt: skip
 
     @field_validator("steps", mode="wrap")
     @classmethod
@@ -133,8 +177,31 @@ class OutputOptions(Strict):
             return _ALL_STEPS.validate_python(value)
         return handler(value)
 
+    @field_validator("queries", mode="wrap")
+    @classmethod
+    def _one_error_per_query_form(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """A list is checked as a list of positions only and an object as a range only."""
+        if isinstance(value, list):
+            return _QUERY_LIST.validate_python(value)
+        if isinstance(value, dict):
+            return QueryRange.model_validate(value)
+        return handler(value)
+
     def step_names(self) -> tuple[str, ...]:
         return STEPS if self.steps == "all" else tuple(dict.fromkeys(self.steps))
+
+    def shapes_attention(self) -> bool:
+        """Whether any of heads, queries, top_k or pool is asked for."""
+        return any(value is not None for value in (self.heads, self.queries, self.top_k, self.pool))
+
+    @model_validator(mode="after")
+    def _shaping_needs_weights(self) -> OutputOptions:
+        if self.attention == "none" and self.shapes_attention():
+            raise ValueError(
+                "heads, queries, top_k and pool shape the attention weights: they need "
+                "attention 'per_head' or 'average', not 'none'"
+            )
+        return self
 
 
 class GenerateOptions(Strict):
@@ -281,6 +348,17 @@ class SequenceResult(BaseModel):
     generation: dict[str, Any] | None = Field(
         None, description="Decoder models with `generate`: tokens, token_ids, text, logprobs, "
         "attention (per new token: Nl × H × S_i), stop_reason",
+    )  # fmt: skip
+    queries: list[int] | None = Field(
+        None, description="With output.queries: the query positions of the attention rows"
+    )
+    top_k: dict[str, Numbers] | None = Field(
+        None, description="With output.top_k: keys and weights (H × Lq × k), mass (H × Lq); "
+        "pretrained models: a leading layer axis; attention 'average': no head axis",
+    )  # fmt: skip
+    pool: dict[str, Numbers] | None = Field(
+        None, description="With output.pool: max and mean (H × Nq × Nk), query_bounds (Nq + 1) "
+        "and key_bounds (Nk + 1) in token positions: block i covers [bounds[i], bounds[i+1])",
     )  # fmt: skip
 
 

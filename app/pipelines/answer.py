@@ -31,7 +31,10 @@ def encode_answer(
 ) -> Body:
     """The whole answer, in the negotiated encoding."""
     payload = {"results": results, "config": config, "meta": meta(request, context, computing)}
-    return encode(payload, context.media_type, request.output.precision)
+    options = request.output
+    return encode(
+        payload, context.media_type, options.precision, float16=options.dtype == "float16"
+    )
 
 
 def meta(request: AttentionRequest, context: Context, computing: float) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from app.serving.settings import Settings
 from attention import Dims
 
 ITEM_BYTES = {"float32": 4, "float64": 8}
+FLOAT16_BYTES = 2
 # the longest JSON number orjson writes, with its comma: "-1.2345678e-05," and the float64 kind
 JSON_NUMBER_BYTES = {"float32": 15, "float64": 25}
 ROUNDED_NUMBER_EXTRA = 8  # "-", "0.", the comma and a few integer digits around the decimals
@@ -90,10 +91,13 @@ def peak_estimate(
     return Estimate(peak_bytes=peak, response_bytes=answer, sizes=sizes)
 
 
-def number_bytes(media_type: str, dtype: str, precision: int | None) -> int:
-    """The most bytes one number of an answer takes in the encoding."""
+def number_bytes(
+    media_type: str, dtype: str, precision: int | None, array_dtype: str = "float32"
+) -> int:
+    """The most bytes one number of an answer takes in the encoding (MessagePack: float16
+    arrays when `output.dtype` asks for them)."""
     if media_type == MSGPACK:
-        return ITEM_BYTES[dtype]
+        return FLOAT16_BYTES if array_dtype == "float16" else ITEM_BYTES[dtype]
     widest = JSON_NUMBER_BYTES[dtype]
     return widest if precision is None else min(widest, precision + ROUNDED_NUMBER_EXTRA)
 

@@ -85,7 +85,10 @@ class Settings(BaseSettings):
 
     # limits (413 past them)
     max_body_bytes: int = Field(16 * MiB, ge=1024, description="Largest request body")
-    max_tokens: int = Field(2048, ge=1, description="Tokens per sequence (queries or keys)")
+    max_tokens: int = Field(
+        32_768, ge=1, description="Tokens per sequence (queries or keys); the estimate bounds "
+        "what a request of that length may ask for (dense weights are refused long before)",
+    )  # fmt: skip
     max_batch: int = Field(64, ge=1, description="Sequences per request")
     max_d_model: int = Field(2048, ge=1, description="Largest d_model (and kdim, vdim)")
     max_heads: int = Field(64, ge=1, description="Largest num_heads")

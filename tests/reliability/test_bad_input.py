@@ -255,7 +255,7 @@ ROWS = [
         {"sequences": [["word"] * 100_000]},
         413,
         None,
-        "tokens per sequence is 100,000, over the limit max_tokens=2,048",
+        "tokens per sequence is 100,000, over the limit max_tokens=32,768",
     ),
     row("JSON nested 10 000 deep", nested(10_000), 400, None, "recursion limit exceeded"),
     row(

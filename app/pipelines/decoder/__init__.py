@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any
 
+from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
@@ -37,7 +38,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     estimate = decoder_estimate(request, batch, config, layers, context.media_type)
     check_estimate(estimate, context.service.settings, "ask for fewer layers, steps or tokens")
 
-    def work() -> bytes:
+    def work() -> Body:
         computing = time.perf_counter()
         results = run_decoder(request, decoder, batch, layers)
         return encode_answer(

@@ -26,6 +26,7 @@ from app.pipelines.encoder.checks import (
 from app.pipelines.encoder.cost import pretrained_estimate
 from app.pipelines.encoder.registry import PretrainedRegistry
 from app.pipelines.encoder.run import run_pretrained
+from app.pipelines.shaping import checked_shapings
 from attention import InputError, resolve_dtype
 from attention.bert import BertConfig
 
@@ -42,6 +43,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     batch = await asyncio.to_thread(tokenize_request, request, pretrained)
     estimate = pretrained_estimate(request, batch, config, layers, context.media_type)
     check_pretrained_limits(request, batch, estimate, context.service.settings)
+    checked_shapings(request.output, config.num_attention_heads, batch.lengths)
 
     def work() -> Body:
         model = registry.get(dtype)

@@ -72,4 +72,8 @@ def check_pretrained_limits(
     lengths = batch.lengths
     at_most("batch size", len(lengths), settings.max_batch, "max_batch")
     at_most("tokens per sequence", max(lengths), settings.max_tokens, "max_tokens")
-    check_estimate(estimate, settings, "ask for fewer layers or steps, or attention 'none'")
+    check_estimate(
+        estimate,
+        settings,
+        "ask for output.pool or output.top_k, fewer layers or steps, or attention 'none'",
+    )

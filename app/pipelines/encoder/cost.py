@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import ITEM_BYTES, Estimate, number_bytes, peak_estimate
 from app.pipelines.encoder.checks import TRACED_STEPS
+from app.pipelines.shaping import batch_shaping
 from attention import Dims, step_elements
 from attention.bert import BertConfig, TokenizedBatch
 from attention.cost import forward_elements, returned_elements
@@ -51,12 +52,13 @@ def pretrained_estimate(
     # every layer's hidden state, the kept weights and traces: alive until the answer is cut
     held = (config.num_hidden_layers + 1) * rows + kept * matrix + traces
     output = step_elements("output", dims)
-    returned = len(layers) * (returned_elements(dims, steps, options.attention) - output) + output
+    shaped = returned_elements(dims, steps, options.attention, batch_shaping(options, dims.queries))
+    returned = len(layers) * (shaped - output) + output
     if options.analysis:
         returned += dims.batch * dims.queries**2 + len(layers) * matrix  # rollout, words
     dtype = request.config.dtype
     labels = 2 * sum(len(token) + 4 for tokens in batch.tokens for token in tokens)
-    answer = returned * number_bytes(media_type, dtype, options.precision) + labels
+    answer = returned * number_bytes(media_type, dtype, options.precision, options.dtype) + labels
     # the pass, then the cut (its copies beside what they are cut from), then the encoding
     forward = held + max(attention, feed_forward, returned)
     item = ITEM_BYTES[dtype]

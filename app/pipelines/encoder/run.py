@@ -18,6 +18,7 @@ from app.pipelines.answer import attention_answer, metrics_answer, numpy
 from app.pipelines.encoder.checks import TRACED_STEPS
 from app.pipelines.encoder.cost import weighted_layers
 from app.pipelines.encoder.registry import Pretrained
+from app.pipelines.shaping import layers_shaped_fields, sequence_shaping
 from attention.bert import (
     BertOutput,
     TokenizedBatch,
@@ -28,6 +29,7 @@ from attention.bert import (
 )
 from attention.metrics import HeadMetrics, head_metrics
 from attention.results import cut_step
+from attention.shaping import shape_weights
 
 Array = np.ndarray[Any, Any]
 
@@ -81,7 +83,7 @@ def _sequence_result(
         metrics = metrics_answer(layer_metrics(chosen, length))
     if every_layer is not None and chosen is not None and options.analysis:
         analysis = _analysis(every_layer, chosen, batch, row)
-    return {
+    answer = {
         "tokens": tokens,
         "key_tokens": tokens,
         "output": numpy(output.last_hidden_state[row, :length]),
@@ -93,6 +95,11 @@ def _sequence_result(
         "embedding": None if pooled is None else pooled[row],
         "fully_masked_queries": [],
     }
+    shaping = sequence_shaping(options, length)
+    if shaping is not None and chosen is not None:
+        shaped = [shape_weights(layer, shaping) for layer in chosen]
+        answer.update(layers_shaped_fields(shaped, shaping))
+    return answer
 
 
 def layer_steps(

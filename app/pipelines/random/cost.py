@@ -15,6 +15,7 @@ from app.pipelines.cost import (
     number_bytes,
     peak_estimate,
 )
+from app.pipelines.shaping import batch_shaping, computes_in_blocks
 from app.serving.settings import Settings
 from attention import AttentionConfig, Dims
 from attention.cost import (
@@ -82,8 +83,15 @@ def random_estimate(
     steps = output.step_names()
     weights = output.attention != "none" or output.metrics
     cross = request.key_sequences is not None or request.key_embeddings is not None
-    computed = forward_elements(config, dims, traced=bool(steps), weights=weights, cross=cross)
-    returned = returned_elements(dims, steps, output.attention)
+    shaping = batch_shaping(output, shape.query_length)
+    blocked = computes_in_blocks(output)
+    computed = forward_elements(
+        config, dims, traced=bool(steps), weights=weights, cross=cross, blocked=blocked,
+        attn_mask=request.attn_mask is not None,
+    )  # fmt: skip
+    returned = returned_elements(dims, steps, output.attention, shaping)
+    if blocked:  # the shaped weights grow beside the pass
+        computed += returned
     dtype = request.config.dtype
     item = ITEM_BYTES[dtype]
     built = 0
@@ -91,7 +99,8 @@ def random_estimate(
         built = parameter_count(config) * (item + (BUILD_ITEM_BYTES if item != 4 else 0))
     if request.parameters is not None:
         built += 2 * layer_parameter_count(config) * item  # the parsed numbers and the layer
-    answer = returned * number_bytes(media_type, dtype, output.precision) + _label_bytes(request)
+    answer = returned * number_bytes(media_type, dtype, output.precision, output.dtype)
+    answer += _label_bytes(request)
     return peak_estimate(item, dims, built=built, forward=computed, held=returned, answer=answer)
 
 

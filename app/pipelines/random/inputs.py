@@ -25,6 +25,7 @@ from attention import (
     ShapeError,
     load_pytorch_state_dict,
 )
+from attention.multi_head import WeightsSink
 
 
 def library_config(request: AttentionRequest) -> AttentionConfig:
@@ -230,6 +231,7 @@ def run_model(
     labels: Labels,
     model: AttentionModel,
     layer: MultiHeadAttention | None,
+    weights_sink: WeightsSink | None = None,
 ) -> AttentionOutput:
     batch = build_batch(request, labels, model)
     steps = request.output.step_names()
@@ -241,6 +243,7 @@ def run_model(
         need_weights=needs_weights(request),
         trace=bool(steps),
         attention=layer,
+        weights_sink=weights_sink,
     )  # fmt: skip
     return result
 

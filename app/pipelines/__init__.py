@@ -41,6 +41,7 @@ class Prepared:
 
     work: Callable[[], bytes]
     estimate: Estimate
+    inline: bool = False  # small enough to compute on the event loop (Admission.run)
 
 
 class Pipeline(Protocol):

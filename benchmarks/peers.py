@@ -47,40 +47,53 @@ def running_minimal(workers: int, log_dir: Path, case: Case) -> Iterator[int]:
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(port, case, process)
+        wait_ready(port, case.body(), process)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
-def _wait_ready(port: int, case: Case, process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_ready(port: int, body: bytes, process: subprocess.Popen[bytes]) -> None:
+    """Until POST /attention with `body` answers 200 (a baseline has no readiness probe)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the minimal app exited with {process.returncode}")
+            raise RuntimeError(f"the baseline exited with {process.returncode}")
         try:
-            response = httpx.post(
-                f"http://127.0.0.1:{port}/attention", content=case.body(), timeout=5.0
-            )
+            response = httpx.post(f"http://127.0.0.1:{port}/attention", content=body, timeout=30)
             if response.status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError("the minimal app did not answer within 60 s")
+    raise RuntimeError(f"the baseline did not answer within {READY_TIMEOUT_S:g} s")
+
+
+def pretrained_name(base_url: str) -> str:
+    """The first pretrained model the service serves (GET /models)."""
+    entries = httpx.get(f"{base_url}/models", timeout=30).json()["models"]
+    names = [entry["name"] for entry in entries if entry["kind"] == "pretrained"]
+    if not names:
+        raise RuntimeError(f"the server serves no pretrained model: {entries}")
+    name: str = names[0]
+    return name
 
 
 def compare(
     drive: Callable[[tuple[str, int, str], int], Load],
     service_port: int,
     baseline_port: int,
-    case: Case,
+    case: str,
     concurrency: int,
     rounds: int,
 ) -> PeerRow:
@@ -93,7 +106,7 @@ def compare(
         baseline.append(theirs)
         ratios.append(ours / theirs if theirs else 0.0)
     return PeerRow(
-        case=case.name,
+        case=case,
         concurrency=concurrency,
         service_rps=statistics.median(service),
         baseline_rps=statistics.median(baseline),

@@ -270,7 +270,7 @@ def measure_peers(
                 return load_phase(args, url, case, concurrency, float(args.duration))
 
             for concurrency in args.concurrency:
-                row = peers.compare(drive_case, server.port, port, case, concurrency, rounds)
+                row = peers.compare(drive_case, server.port, port, case.name, concurrency, rounds)
                 found.append(row)
                 print(
                     f"  {case.name:10s} c={concurrency}: service {row.service_rps:9.1f} req/s, "

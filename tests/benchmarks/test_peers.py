@@ -32,7 +32,7 @@ def fixed_load(rps: float) -> Load:
 def test_the_ratio_is_the_median_of_the_alternating_turns() -> None:
     turns = iter([100.0, 50.0, 30.0, 60.0, 90.0, 100.0])  # service, baseline, service, ...
 
-    row = compare(lambda url, concurrency: fixed_load(next(turns)), 1, 2, SMALL, 8, rounds=3)
+    row = compare(lambda url, concurrency: fixed_load(next(turns)), 1, 2, "small", 8, rounds=3)
 
     assert (row.case, row.concurrency, row.rounds) == ("small", 8, 3)
     assert row.ratio == 0.9  # of 2.0, 0.5 and 0.9

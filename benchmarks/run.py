@@ -38,7 +38,8 @@ import torch
 from app.http.encoding import MSGPACK, decode_msgpack_arrays
 from app.service import Service, torch_threads
 from app.serving.settings import Settings
-from benchmarks import peers, report, wrk
+from attention.bert import bundled_model_path
+from benchmarks import peers, pretrained_peers, report, wrk
 from benchmarks.cases import Case, select, server_env
 from benchmarks.client import Load, drive
 from benchmarks.inprocess import InProcess, encoder_timings, library_ratios, time_case
@@ -68,6 +69,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="cases also served by the BASELINE minimal app, side by side ('' = none)",
     )  # fmt: skip
     parser.add_argument("--peer-rounds", type=int, default=3, help="alternating turns per peer")
+    parser.add_argument(
+        "--no-pretrained", action="store_true",
+        help="skip the pretrained path beside the transformers BASELINE (skipped with --smoke)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.client == "wrk" and not wrk.available():
         parser.error("--client wrk: wrk is not installed (apt-get install wrk)")
@@ -123,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     run["memory"] = memory
     found = report.targets(rows, run["library"], memory, peer_rows)
     run["targets"] = [asdict(target) for target in found]
+    if not (args.smoke or args.no_server or args.no_pretrained) and bundled_model_path():
+        # its own servers, one worker each: benchmarks/pretrained_peers.py
+        print("\nThe pretrained path beside the hand-rolled transformers server (BASELINE):")
+        folder_json = Path(tempfile.mkdtemp(prefix="bench-pretrained-")) / "peers.json"
+        pretrained_peers.main(["--rounds", str(args.peer_rounds), "--json", str(folder_json)])
+        run["pretrained_peers"] = json.loads(folder_json.read_text())
     run["load_average_after"] = report.load_average()
     run["elapsed_s"] = round(time.perf_counter() - began, 1)
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from benchmarks.peers import PeerRow
 
 
 @dataclass
@@ -93,10 +96,20 @@ def find(rows: list[Row], case: str, concurrency: int) -> Row | None:
 
 
 def targets(
-    rows: list[Row], library: list[dict[str, Any]], memory: dict[str, Any] | None
+    rows: list[Row],
+    library: list[dict[str, Any]],
+    memory: dict[str, Any] | None,
+    peer_rows: Sequence[PeerRow] = (),
 ) -> list[Target]:
     """The targets of the issue, each met, missed (and by how much) or not measured."""
     found: list[Target] = []
+    for peer in peer_rows:
+        if peer.case == "small" and peer.concurrency == 8:
+            found.append(
+                _at_least(
+                    "small: service ÷ minimal app (BASELINE), req/s at c=8", peer.ratio, 1.0, "×"
+                )
+            )
     small8, small1 = find(rows, "small", 8), find(rows, "small", 1)
     if small8:
         found.append(_at_least("small: req/s at concurrency 8", small8.rps, 1000.0, "req/s"))

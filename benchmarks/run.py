@@ -38,7 +38,8 @@ import torch
 from app.http.encoding import MSGPACK, decode_msgpack_arrays
 from app.service import Service, torch_threads
 from app.serving.settings import Settings
-from benchmarks import report, wrk
+from attention.bert import bundled_model_path
+from benchmarks import peers, pretrained_peers, report, wrk
 from benchmarks.cases import Case, select, server_env
 from benchmarks.client import Load, drive
 from benchmarks.inprocess import InProcess, encoder_timings, library_ratios, time_case
@@ -63,6 +64,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per load phase")
     parser.add_argument("--concurrency", default="1,8", help="comma-separated client counts")
     parser.add_argument("--no-server", action="store_true", help="in-process timings only")
+    parser.add_argument(
+        "--peers", default="small,large",
+        help="cases also served by the BASELINE minimal app, side by side ('' = none)",
+    )  # fmt: skip
+    parser.add_argument("--peer-rounds", type=int, default=3, help="alternating turns per peer")
+    parser.add_argument(
+        "--no-pretrained", action="store_true",
+        help="skip the pretrained path beside the transformers BASELINE (skipped with --smoke)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.client == "wrk" and not wrk.available():
         parser.error("--client wrk: wrk is not installed (apt-get install wrk)")
@@ -100,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     inprocess: dict[str, InProcess] = {}
     rows: list[Row] = []
     memory: dict[str, Any] | None = None
+    peer_rows: list[peers.PeerRow] = []
     if args.no_server:
         print("\nIn process (parse, checks, model, cut, encode), median of repetitions:")
         for case in cases:
@@ -110,16 +121,26 @@ def main(argv: list[str] | None = None) -> int:
             running_server(server_env(cases), Path(folder)) as server,
         ):
             rows, memory = measure_server(server, cases, service, inprocess, args)
+            peer_rows = measure_peers(server, cases, settings.workers, Path(folder), args)
+    run["peers"] = [asdict(each) for each in peer_rows]
     run["inprocess"] = [asdict(each) for each in inprocess.values()]
     run["rows"] = [{**asdict(row), "ratio": row.ratio} for row in rows]
     run["memory"] = memory
-    found = report.targets(rows, run["library"], memory)
+    found = report.targets(rows, run["library"], memory, peer_rows)
     run["targets"] = [asdict(target) for target in found]
+    if not (args.smoke or args.no_server or args.no_pretrained) and bundled_model_path():
+        # its own servers, one worker each: benchmarks/pretrained_peers.py
+        print("\nThe pretrained path beside the hand-rolled transformers server (BASELINE):")
+        folder_json = Path(tempfile.mkdtemp(prefix="bench-pretrained-")) / "peers.json"
+        pretrained_peers.main(["--rounds", str(args.peer_rounds), "--json", str(folder_json)])
+        run["pretrained_peers"] = json.loads(folder_json.read_text())
     run["load_average_after"] = report.load_average()
     run["elapsed_s"] = round(time.perf_counter() - began, 1)
 
     if rows:
         print("\n" + report.table(rows))
+    if peer_rows:
+        print("\nBeside the BASELINE (same run, alternating turns):\n" + peers.table(peer_rows))
     if memory:
         print(_memory_text(memory))
     if not args.smoke:
@@ -238,6 +259,36 @@ def measure_server(
                 flush=True,
             )
     return rows, memory
+
+
+def measure_peers(
+    server: Server, cases: list[Case], workers: int, log_dir: Path, args: argparse.Namespace
+) -> list[peers.PeerRow]:
+    """The service and the minimal app (a BASELINE), driven in turns on the same cases."""
+    names = [name.strip() for name in args.peers.split(",") if name.strip()]
+    chosen = [case for case in cases if case.name in names]
+    if not chosen:
+        return []
+    rounds = 1 if args.smoke else args.peer_rounds
+    found: list[peers.PeerRow] = []
+    with peers.running_minimal(workers, log_dir, chosen[0]) as port:
+        print(f"\nBASELINE: minimal FastAPI + orjson app on port {port}, {workers} worker(s)")
+        for case in chosen:
+
+            def drive_case(url: tuple[str, int, str], concurrency: int, case: Case = case) -> Load:
+                if not args.smoke:
+                    warm(url, case, concurrency)
+                return load_phase(args, url, case, concurrency, float(args.duration))
+
+            for concurrency in args.concurrency:
+                row = peers.compare(drive_case, server.port, port, case.name, concurrency, rounds)
+                found.append(row)
+                print(
+                    f"  {case.name:10s} c={concurrency}: service {row.service_rps:9.1f} req/s, "
+                    f"baseline {row.baseline_rps:9.1f} req/s: {row.ratio:.2f}×",
+                    flush=True,
+                )
+    return found
 
 
 def probe(server: Server, case: Case) -> int:

@@ -42,6 +42,7 @@ class Prepared:
 
     work: Callable[[], Body]
     estimate: Estimate
+    inline: bool = False  # small enough to compute on the event loop (Admission.run)
 
 
 class Pipeline(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from app.http.encoding import MSGPACK
 from app.http.errors import TooLarge
@@ -28,6 +29,7 @@ LABEL_OVERHEAD_BYTES = 4  # quotes and comma around a token label
 PARSED_BODY_FACTOR = 8  # 20 MiB of `embeddings` held 146 MiB parsed: 7.3× (docs/reliability.md)
 
 
+@cache
 def allocator_slack_bytes() -> int:
     """Freed memory the allocator keeps resident per thread arena (app.serving.runtime)."""
     from app.serving.runtime import (

@@ -30,7 +30,7 @@ def test_smoke_run_measures_every_case_in_process_and_over_http(tmp_path: Path) 
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a loaded, shared machine: the run itself is ~1 minute
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     run = json.loads(out.read_text())
@@ -47,6 +47,11 @@ def test_smoke_run_measures_every_case_in_process_and_over_http(tmp_path: Path) 
     assert len(run["encoders"]) == 4
     assert all(entry["response_bytes"] > 0 for entry in run["encoders"])
     assert "| case | client | conc |" in finished.stdout
+    assert {(row["case"], row["concurrency"]) for row in run["peers"]} == {
+        (name, concurrency) for name in ("small", "large") for concurrency in (1, 8)
+    }
+    assert all(row["baseline_rps"] > 0 and row["service_rps"] > 0 for row in run["peers"])
+    assert "(BASELINE)" in finished.stdout
 
 
 def test_default_cases_are_the_five_and_gpu_adds_the_long_sequence() -> None:

@@ -48,3 +48,27 @@ def test_smoke_run_measures_in_process_and_both_encodings_over_http(tmp_path: Pa
     assert rows["HTTP JSON"]["server_compute_ms"] > 0
     assert "median ms" in finished.stdout
     assert "load average" in finished.stdout
+
+
+def test_the_pretrained_peers_smoke_run_compares_each_case_with_the_transformers_baseline(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "peers.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pretrained_peers", "--smoke", "--json", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    rows = json.loads(out.read_text())
+    assert [row["case"] for row in rows] == [
+        "10 words, all layers", "120 words, all layers", "10 words, layers [5]",
+    ]  # fmt: skip
+    for row in rows:
+        assert row["service_rps"] > 0
+        assert row["baseline_rps"] > 0
+        assert "transformers" in row["baseline"]
+    assert "(BASELINE)" in finished.stdout

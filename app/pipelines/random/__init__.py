@@ -62,7 +62,8 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         results = cut_results(result, labels, config, request.output, shapers)
         return encode_answer(request, results, resolved_config(request, config), context, computing)
 
-    return Prepared(work, estimate)
+    inline = cached and estimate.response_bytes <= settings.inline_max_bytes
+    return Prepared(work, estimate, inline)
 
 
 def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:

@@ -75,6 +75,17 @@ def test_arrays_are_made_contiguous() -> None:
     assert prepare_arrays(transposed, None).flags["C_CONTIGUOUS"]
 
 
+@pytest.mark.parametrize("precision", [None, 2])
+def test_a_non_contiguous_array_is_encoded_as_its_values(precision: int | None) -> None:
+    transposed = np.arange(6, dtype=np.float32).reshape(2, 3).T
+
+    assert orjson.loads(encode({"a": transposed}, JSON, precision)) == {
+        "a": [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
+    }
+    decoded = decode_msgpack_arrays(ormsgpack.unpackb(encode([transposed], MSGPACK, precision)))
+    np.testing.assert_array_equal(decoded[0], transposed)
+
+
 def test_json_writes_non_finite_numbers_as_null() -> None:
     payload = {"x": np.array([1.5, np.nan, np.inf, -np.inf], dtype=np.float32)}
 

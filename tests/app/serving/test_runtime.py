@@ -291,3 +291,87 @@ async def test_a_computation_past_its_deadline_stops_at_its_next_checkpoint() ->
     await eventually(lambda: admission.running == 0)  # the thread ended, the slot is free
 
     assert len(steps_run) < 1000  # stopped long before its 100 s
+
+
+# -- inline: small computations on the event loop ------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_inline_computation_runs_on_the_event_loop_in_inference_mode() -> None:
+    admission = Admission(1, 0, 5.0, MemoryBudget(100))
+    finished: list[Timing] = []
+    admission.on_finished = finished.append
+    seen: list[tuple[int, bool]] = []
+
+    def work() -> str:
+        seen.append((admission.running, torch.is_inference_mode_enabled()))
+        assert admission.memory.reserved == 40  # held while it runs
+        return threading.current_thread().name
+
+    thread = await admission.run(work, memory_bytes=40, inline=True)
+
+    assert thread == threading.current_thread().name  # no hand-off
+    assert seen == [(1, True)]
+    assert admission.running == 0
+    assert admission.memory.reserved == 0
+    assert len(finished) == 1
+    assert finished[0].compute_s > 0
+
+
+@pytest.mark.anyio
+async def test_an_inline_request_still_passes_the_memory_budget() -> None:
+    admission = Admission(1, 0, 5.0, MemoryBudget(100))
+    with pytest.raises(TooLarge):
+        await admission.run(lambda: None, memory_bytes=101, inline=True)
+    assert admission.memory.reserved == 0
+
+
+@pytest.mark.anyio
+async def test_an_inline_computation_past_its_deadline_stops_at_its_next_checkpoint() -> None:
+    admission = Admission(1, 0, SHORT_DEADLINE_S)
+    steps_run = []
+
+    def long_computation() -> None:
+        for step in range(10_000):
+            checkpoint()
+            steps_run.append(step)
+            time.sleep(0.01)
+
+    with pytest.raises(DeadlineExceeded):
+        await admission.run(long_computation, inline=True)
+
+    assert admission.running == 0
+    assert len(steps_run) < 1000
+
+
+@pytest.mark.anyio
+async def test_an_inline_allocation_failure_is_a_503_and_the_budget_comes_back() -> None:
+    admission = Admission(1, 0, 5.0, MemoryBudget(100))
+
+    def allocate() -> None:
+        raise MemoryError()
+
+    with pytest.raises(NotReady):
+        await admission.run(allocate, memory_bytes=10, inline=True)
+    assert admission.running == 0
+    assert admission.memory.reserved == 0
+
+
+@pytest.mark.anyio
+async def test_with_every_slot_taken_an_inline_request_waits_its_turn_in_a_thread(
+    release: threading.Event,
+) -> None:
+    admission = Admission(1, 1, 5.0)
+    try:
+        first = asyncio.create_task(admission.run(release.wait))
+        await eventually(lambda: admission.running == 1)
+        second = asyncio.create_task(
+            admission.run(lambda: threading.current_thread().name, inline=True)
+        )
+        await eventually(lambda: admission.waiting == 1)  # queued, not run past the gate
+        release.set()
+        await first
+        assert (await second).startswith("attention")
+    finally:
+        release.set()
+        admission.shutdown()

@@ -2,7 +2,7 @@
 // (form.js) builds the request, requests.js sends it, view-model.js turns the answer into views,
 // and each panel (panel-*.js) draws the view it is given into its own container.
 
-import { saveBlob } from "./download.js";
+import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ConfigForm } from "./form.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
@@ -28,8 +28,8 @@ const state = createState();
 const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
 const headsPanel = $("panel-heads");
-const connections = new ConnectionsPanel($("panel-connections"));
-const steps = new StepsPanel($("panel-steps"), layerSteps);
+const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
+const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
@@ -51,10 +51,18 @@ function renderLayerViews() {
   const result = currentResult(state);
   const view = currentView(state);
   renderHeadsPanel(headsPanel, view);
-  connections.show(view);
+  connections.show(view, state.head);
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
-  steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered });
+  steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);
+}
+
+/** A head was chosen in one view (Connections, Steps, the model grid): every view follows. */
+function chooseHead(head) {
+  state.head = head;
+  connections.followHead(head);
+  steps.followHead(head);
+  if (showingPretrained(state)) renderModelSelection();
 }
 
 /** The model view's parts that follow the chosen layer and head. */
@@ -75,10 +83,9 @@ function renderModelView() {
 function openHead(position, head) {
   const changed = position !== state.layer;
   state.layer = position;
-  state.head = head;
   $("layer").value = String(position);
   if (changed) renderLayerViews();
-  renderModelSelection();
+  chooseHead(head);
   model.announceOpened(currentView(state), head);
 }
 
@@ -86,7 +93,7 @@ function openHead(position, head) {
 function prepareLayerBar(result) {
   const select = $("layer");
   const total = layerCount(state);
-  const options = result.layers.map((layer, k) => new Option(`Layer ${layer + 1} of ${total}`, String(k)));
+  const options = result.layers.map((layer, k) => new Option(`Layer ${layer} (of 0–${total - 1})`, String(k)));
   select.replaceChildren(...options);
   state.layer = Math.min(state.layer, options.length - 1);
   select.value = String(state.layer);
@@ -104,6 +111,7 @@ function render() {
   tabs.byId("tab-model").hidden = !pretrained;
   if (pretrained) prepareLayerBar(result);
   renderSummary($("summary"), $("meta"), state.data);
+  setExportContext(state.data);
   renderLayerViews();
   if (pretrained) renderModelView();
   // a pretrained result opens on its model view; the random model has none
@@ -115,7 +123,7 @@ function render() {
 
 function wireResultControls() {
   $("download-json").addEventListener("click", () => {
-    if (state.raw) saveBlob(new Blob([state.raw], { type: "application/json" }), "attention-response.json");
+    if (state.raw) saveBlob(new Blob([state.raw], { type: "application/json" }), exportName("response", "json"));
   });
   $("show-values").addEventListener("change", (event) => {
     $("results").classList.toggle("show-values", event.target.checked);
@@ -136,6 +144,8 @@ function wireResultControls() {
 
 useStatusLine($("status"));
 form.wire(() => computation.compute({ userInitiated: true }));
+// the results on the page belong to the model that computed them: a new model computes anew
+$("model").addEventListener("change", () => computation.compute({ userInitiated: false }));
 wireResultControls();
 computation.loadModels();
 computation.compute({ userInitiated: false });

@@ -148,3 +148,24 @@ def wait_steps(page: Page, layer: int) -> None:
 
 def thumbnail(layer: int, head: int) -> str:
     return f"{THUMBS}[data-layer='{layer}'][data-head='{head}']"
+
+
+# -- accessibility -------------------------------------------------------------------------------
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's violations on the page as it stands: 'rule: target…' lines, empty when none."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    found: list[str] = []
+    for violation in results.response.get("violations", []):
+        targets = [", ".join(node["target"]) for node in violation["nodes"][:3]]
+        found.append(f"{violation['id']}: {' | '.join(targets)}")
+    return found
+
+
+def assert_accessible(page: Page, state: str) -> None:
+    """Zero axe-core violations in this page state (named in the failure message)."""
+    violations = axe_violations(page)
+    assert not violations, f"axe-core violations with {state}: {violations}"

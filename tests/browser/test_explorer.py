@@ -73,7 +73,8 @@ def test_page_loads_and_draws_every_head_of_the_default_sentence(
         card = f"{HEAD_CARDS}[data-head='{head}']"
         assert row_labels(page, f"{card} table") == DEFAULT_TOKENS
         assert column_labels(page, f"{card} table") == DEFAULT_TOKENS
-        expect(page.locator(f"{card} figcaption h3")).to_have_text(f"Head {head + 1}")
+        # numbered from 0, as in the API
+        expect(page.locator(f"{card} figcaption h3")).to_have_text(f"Head {head}")
         expect(page.locator(f"{card} .metrics")).to_contain_text("Entropy")
         expect(page.locator(f"{card} .metrics")).to_contain_text("Mean distance")
     expect(page.locator("#heads-legend .legend")).to_be_visible()
@@ -321,7 +322,7 @@ def test_the_response_and_a_heatmap_can_be_downloaded(
     assert svg.suffix == ".svg"
     content = svg.read_text()
     assert content.startswith("<svg")
-    assert "Head 1" in content
+    assert "Head 0" in content
     assert content.count("<rect") >= 100
     with page.expect_download() as download_png:
         page.click(f"{card} button[data-download=png]")

@@ -4,6 +4,7 @@
 import { AVERAGE_COLOUR, formatNumber, headColour } from "./colors.js";
 import { el } from "./dom.js";
 import { downloadButtons, heatmapSvg } from "./download.js";
+import { headType } from "./head-types.js";
 import { createHeatmap } from "./heatmap.js";
 
 const known = (value) => value !== null && value !== undefined;
@@ -92,6 +93,7 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
       title: `${title} — attention weights`,
       subtitle: `“${tokens.join(" ")}” · rows: queries, columns: keys`,
     });
+  const typed = kind === "head" ? headType(matrix, { pretrained: view.pretrained }) : null;
   const dot = el("span", {
     class: "head-dot",
     "aria-hidden": "true",
@@ -112,6 +114,7 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
         class: "card-sub",
         text: `${tokens.length} queries × ${keyTokens.length} keys${unit ? ` (${unit})` : ""}${note ? ` · ${note}` : ""}`,
       }),
+      typed && el("p", { class: "head-type", data: { type: typed.type } }, "type: ", el("strong", { text: typed.type })),
       downloadButtons(title, svgOf),
     ),
     el("div", { class: "card-body" }, map, metricList({ view, entropy, distance, cls, sep })),

@@ -131,6 +131,22 @@ export class ModelPanel {
     });
   }
 
+  /**
+   * Recolour the grid by a search's ranking (null: no search): each thumbnail ringed in
+   * proportion to its score, the best one most.
+   */
+  markSearch(ranked) {
+    const scores = new Map((ranked ?? []).map((r) => [`${r.layer}:${r.head}`, r.score]));
+    const best = ranked?.[0]?.score || 1;
+    for (const thumb of this.part("grid").querySelectorAll("button.thumb")) {
+      const score = scores.get(`${thumb.dataset.layer}:${thumb.dataset.head}`);
+      thumb.classList.toggle("searched", score !== undefined);
+      if (score === undefined) delete thumb.dataset.searchScore;
+      else thumb.dataset.searchScore = String(score);
+      thumb.style.setProperty("--search-strength", score === undefined ? "0" : String(Math.max(0, score / best)));
+    }
+  }
+
   /** Say which head opened, and bring the large view into sight if it is off screen. */
   announceOpened(view, head) {
     this.part("grid-readout").textContent = `Layer ${view.layer}, head ${head} is open in the large view below.`;

@@ -16,6 +16,7 @@ from tests.browser.explorer_page import (
     assert_accessible,
     generation,
     open_explorer,
+    open_settings,
     wait_settled,
 )
 from tests.support.server import RunningServer
@@ -75,6 +76,7 @@ def test_switching_the_model_computes_with_it_and_leaves_no_stale_status(
     assert open_explorer(page, live_server.base_url) == "ready"
     expect(page.locator("#status")).to_contain_text("Done: 4 heads")
     page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    open_settings(page)
     before = generation(page)
     page.select_option("#model", "not-served")
     assert wait_settled(page, before) == "error"

@@ -246,11 +246,22 @@ def test_the_form_can_be_used_with_the_keyboard_alone(
     page.keyboard.press("Tab")  # the skip link comes first
     expect(page.locator(".skip-link")).to_be_focused()
     page.keyboard.press("Tab")
+    expect(page.locator("#tour-start")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator(".intro-link")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.locator("#text")).to_be_focused()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none", "the focused field shows no focus ring"
     page.keyboard.press("Control+A")
     page.keyboard.type("Colorless green ideas sleep furiously")
+    page.keyboard.press("Tab")
+    expect(page.locator("#submit")).to_be_focused()
+    # the head configuration folded after the first result: Enter on its summary unfolds it
+    page.keyboard.press("Tab")
+    expect(page.locator("#form-more summary")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#form-more")).to_have_attribute("open", "")
     page.keyboard.press("Tab")
     expect(page.locator("#d_model")).to_be_focused()
     page.keyboard.press("Tab")

@@ -23,6 +23,7 @@ from tests.browser.explorer_page import (
     layer_steps_body,
     no_horizontal_scroll,
     open_explorer,
+    open_settings,
     pretrained_body,
     row_labels,
     submit,
@@ -321,7 +322,8 @@ def test_the_layer_selector_chooses_what_heads_connections_and_steps_show(
     page.click("#tab-heads")
     expect(page.locator(f"{HEAD_CARDS}[data-head='0'] h3")).to_have_text("Layer 2, head 0")
     page.click("#tab-connections")
-    expect(page.locator("#conn-caption")).to_contain_text("Layer 2, head 0")
+    # head 7, chosen in Steps above: one head choice for every view
+    expect(page.locator("#conn-caption")).to_contain_text("Layer 2, head 7")
 
 
 def test_whole_words_merge_the_wordpieces(
@@ -399,4 +401,5 @@ def test_an_unavailable_pretrained_model_is_listed_disabled_with_the_reason(
     expect(option).to_contain_text("unavailable")
     expect(page.locator("#model")).to_have_value("random")
     expect(page.locator("#model-hint")).to_contain_text(reason)
+    open_settings(page)  # folded after the first result
     expect(page.locator("#heads-config")).to_be_visible()

@@ -2,6 +2,7 @@
 // (form.js) builds the request, requests.js sends it, view-model.js turns the answer into views,
 // and each panel (panel-*.js) draws the view it is given into its own container.
 
+import { getSteps } from "./api.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ConfigForm } from "./form.js";
 import { ConnectionsPanel } from "./panel-connections.js";
@@ -265,6 +266,7 @@ wireResultControls();
 /** Start: the form and the view from the URL (a pretrained model waits for GET /models). */
 let pendingView = restoreForm($("config-form")) || window.location.search ? viewInUrl() : null;
 async function start() {
+  getSteps(form.apiKey()).then((registry) => steps.strip.setRegistry(registry));
   const named = modelInUrl();
   const models = computation.loadModels();
   if (named && named !== "random") {

@@ -3,6 +3,7 @@
 // `#steps`' data-state says where it stands: idle (waits to be shown), loading, ready, error.
 
 import { fillHeadSelect, note, part } from "./dom.js";
+import { PipelineStrip } from "./pipeline-strip.js";
 import { renderSteps } from "./steps.js";
 
 export class StepsPanel {
@@ -14,6 +15,9 @@ export class StepsPanel {
     this.container = container;
     this.select = part(container, "head");
     this.shareScores = part(container, "share-scores");
+    this.strip = new PipelineStrip(part(container, "pipeline"), {
+      onOpen: (name) => this.steps.querySelector(`[data-step="${name}"]`)?.scrollIntoView({ block: "start" }),
+    });
     this.layerNote = part(container, "layer-note");
     this.steps = part(container, "steps");
     this.loader = loader;
@@ -62,12 +66,14 @@ export class StepsPanel {
       this.layerNote.hidden = true;
       this.setState("ready");
       renderSteps(this.steps, { result: view.result, config: view.config, head, shareScores: this.shareScores.checked });
+      this.drawStrip(view.result.steps, head);
       return;
     }
     const { position, layer } = view;
     this.layerNote.hidden = false;
     this.layerNote.textContent = `Layer ${layer} (of 0–${view.total - 1}): its attention block, from the layer’s input to the output projection. Always in WordPieces. Pick another layer above.`;
     const steps = this.loader.cached(position);
+    this.drawStrip(steps, head);
     if (!steps) {
       if (this.container.hidden) this.setState("idle", layer); // fetched when the panel is shown
       else this.fetch(view);
@@ -82,6 +88,15 @@ export class StepsPanel {
       layer,
       shareScores: this.shareScores.checked,
     });
+  }
+
+  /** The strip and the followed query of `steps` (null until a pretrained layer's arrive). */
+  drawStrip(steps, head) {
+    const { result, config } = this.view;
+    const heads = config.num_heads ?? this.view.heads;
+    const kvCount = steps?.k?.length ?? config.num_kv_heads ?? heads;
+    const kvHead = Math.floor((head * kvCount) / heads);
+    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead });
   }
 
   async fetch({ position, layer }) {

@@ -4,6 +4,7 @@ with axe-core run on every state."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,42 @@ def test_the_search_ranks_every_head_of_a_pretrained_model_and_recolours_the_gri
     expect(page.locator("#tab-model")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#model-detail h3")).to_have_text(f"Layer {layer}, head {head}")
     assert float(page.locator(":focus").get_attribute("data-value") or "nan") == weight
+
+
+def test_the_pipeline_strip_shows_the_real_shapes_and_follows_one_query(
+    page: Page, live_server: RunningServer
+) -> None:
+    answer = post(live_server.base_url, request_body())
+    steps = answer["results"][0]["steps"]
+    assert open_explorer(page, live_server.base_url) == "ready"
+    page.click("#tab-steps")
+    boxes = page.locator("#pipeline .strip-box")
+    expect(boxes).to_have_count(11)
+    shapes = {
+        "inputs": "10 × 64",
+        "q": "4 × 10 × 16",
+        "scores": "4 × 10 × 10",
+        "concat": "10 × 64",
+        "output": "10 × 64",
+    }
+    for name, shape in shapes.items():
+        expect(page.locator(f"#pipeline .strip-box[data-step={name}] .strip-shape")).to_have_text(
+            shape
+        )
+    # the meanings come from GET /steps
+    expect(page.locator("#pipeline .strip-box[data-step=attention]")).to_have_attribute(
+        "aria-label", re.compile("softmax over keys")
+    )
+    page.select_option("#trace-query", str(WHO))
+    page.select_option("#step-head", "1")
+    for name in ("scores", "scaled_scores", "masked_scores", "attention"):
+        cells = page.locator(f"#trace tr[data-step={name}] td")
+        values = [
+            float(v or "nan") for v in cells.evaluate_all("cs => cs.map(c => c.dataset.value)")
+        ]
+        assert values == steps[name][1][WHO]
+    assert_accessible(page, "the pipeline strip with one query followed")
+    # keyboard: a box opens its step
+    page.locator("#pipeline .strip-box[data-step=attention]").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#steps article[data-step=attention]")).to_be_in_viewport()

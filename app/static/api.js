@@ -126,3 +126,16 @@ export async function getModels(apiKey) {
     return { ok: false, status: 0 };
   }
 }
+
+/** GET /steps: the step registry (name, layout, shape, meaning), or null when it fails. */
+export async function getSteps(apiKey) {
+  const headers = { Accept: "application/json" };
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  try {
+    const response = await fetch("/steps", { headers });
+    const data = response.ok ? await response.json() : null;
+    return Array.isArray(data) ? data : null;
+  } catch {
+    return null;
+  }
+}

@@ -34,9 +34,25 @@ function ramp(stops, t) {
   return a.map((v, k) => Math.round(v + (b[k] - v) * f));
 }
 
-function luminance([r, g, b]) {
-  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+/** WCAG relative luminance of an sRGB colour (0 black, 1 white). */
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
 }
+
+/**
+ * The ink drawn on dark cells and on light ones (heatmap.css: white for .on-dark, else black).
+ * Pure black, not the page's ink: at the crossover between the two, black and white still give
+ * 4.58:1, a lighter ink would leave mid-tone cells under WCAG's 4.5:1.
+ */
+const LIGHT_INK = 1;
+const DARK_INK = 0;
+
+/** WCAG contrast ratio of two luminances. */
+const contrast = (a, b) => (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 
 /**
  * A colour scale over [min, max]: `sequential` from min (light) to max (dark), or `diverging`
@@ -55,9 +71,10 @@ export function makeScale(kind, min, max) {
     colour(value) {
       return `rgb(${rgb(value).join(",")})`;
     },
-    /** Whether text on this value's colour should be light. */
+    /** Whether text on this value's colour should be light: the ink with the higher contrast. */
     dark(value) {
-      return luminance(rgb(value)) < 0.5;
+      const l = luminance(rgb(value));
+      return contrast(l, LIGHT_INK) > contrast(l, DARK_INK);
     },
     gradient() {
       const hex = kind === "diverging" ? DIVERGING : SEQUENTIAL;

@@ -93,7 +93,7 @@ export function renderConnections(container, { matrix, tokens, keyTokens, colour
       data: { query: i },
       tabindex: i === 0 ? 0 : -1,
       "aria-pressed": "false",
-      "aria-label": `${token}, query ${i + 1}: ${topText}`,
+      "aria-label": `${token}, query ${i}: ${topText}`,
       text: token,
     });
   });

@@ -55,7 +55,7 @@ export function part(container, name) {
 /** Offer heads 1…`heads` (and their average) in `select`, keeping the choice when it remains. */
 export function fillHeadSelect(select, heads, { average }) {
   const previous = select.value;
-  const options = Array.from({ length: heads }, (_, h) => new Option(`Head ${h + 1}`, String(h)));
+  const options = Array.from({ length: heads }, (_, h) => new Option(`Head ${h}`, String(h)));
   if (average) options.push(new Option("Average of heads", "average"));
   select.replaceChildren(...options);
   select.value = options.some((o) => o.value === previous) ? previous : "0";

@@ -1,7 +1,67 @@
 // Downloads: the JSON response as it came, a heatmap as a standalone SVG, or that SVG as a PNG.
+// Every exported figure names the model, its configuration and seed, in the file and its name.
 
 import { formatNumber } from "./colors.js";
 import { el } from "./dom.js";
+import { setStatus } from "./status.js";
+
+/** What the figures on the page were computed with: set by each new result. */
+const context = { line: "", slug: "attention", metadata: {} };
+
+/** Remember `data`'s model and configuration for the exports of its figures. */
+export function setExportContext(data) {
+  const c = data?.config ?? {};
+  const model = c.model ?? "random";
+  const parts = [`model ${model}`];
+  if (c.d_model !== undefined) parts.push(`d_model ${c.d_model}`);
+  if (c.num_heads !== undefined) parts.push(`${c.num_heads} heads`);
+  if (c.num_kv_heads && c.num_kv_heads !== c.num_heads) parts.push(`${c.num_kv_heads} K/V heads`);
+  if (c.positional_encoding) parts.push(`${c.positional_encoding} positions`);
+  if (c.causal) parts.push("causal");
+  if (c.window) parts.push(`window ${c.window}`);
+  const seeded = model === "random" && c.seed !== undefined;
+  if (seeded) parts.push(`seed ${c.seed}`);
+  parts.push("layers and heads numbered from 0");
+  context.line = parts.join(" · ");
+  context.slug = `attention-${model}${seeded ? `-seed${c.seed}` : ""}`;
+  context.metadata = { model, config: c, version: data?.meta?.version };
+}
+
+const slug = (text) => text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+
+/** The file name of a figure titled `name`: model, seed and the figure (layer, head…) in it. */
+export function exportName(name, extension) {
+  return `${context.slug}-${slug(name)}.${extension}`;
+}
+
+function downloadButton(format, name, save) {
+  return el("button", {
+    type: "button",
+    class: "small",
+    text: format.toUpperCase(),
+    data: { download: format },
+    "aria-label": `Download ${name} as ${format.toUpperCase()}`,
+    on: { click: save },
+  });
+}
+
+/** The SVG and PNG buttons of a figure named `name`; svgOf() draws it. */
+export function downloadButtons(name, svgOf) {
+  const saveSvg = () => saveBlob(new Blob([svgOf()], { type: "image/svg+xml" }), exportName(name, "svg"));
+  const savePng = async () => {
+    try {
+      saveBlob(await svgToPng(svgOf()), exportName(name, "png"));
+    } catch (error) {
+      setStatus(`PNG failed: ${error.message}`);
+    }
+  };
+  return el(
+    "div",
+    { class: "card-actions" },
+    downloadButton("svg", name, saveSvg),
+    downloadButton("png", name, savePng),
+  );
+}
 
 export function saveBlob(blob, filename) {
   const url = URL.createObjectURL(blob);
@@ -22,18 +82,22 @@ export function heatmapSvg({ values, rowLabels, colLabels, scale, title, subtitl
   const font = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
   const longest = (labels) => Math.max(1, ...labels.map((l) => String(l).length));
   const left = 16 + longest(rowLabels) * 7.5;
-  const top = 56 + longest(colLabels) * 7;
+  const top = 74 + longest(colLabels) * 7;
   const rows = values.length;
   const cols = rows ? values[0].length : 0;
-  const width = Math.ceil(left + cols * cell + 24);
+  // wide enough for the longest line of text too, so that no subtitle is clipped
+  const textWidth = 32 + Math.max(title.length * 9, subtitle.length * 6.6, context.line.length * 6.6);
+  const width = Math.ceil(Math.max(left + cols * cell + 24, textWidth));
   const height = Math.ceil(top + rows * cell + 64);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${font}>`,
     `<title>${escapeXml(title)}</title>`,
+    `<metadata>${escapeXml(JSON.stringify({ ...context.metadata, figure: title }))}</metadata>`,
     "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#eceef3\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#a3a9b8\" stroke-width=\"2\"/></pattern></defs>",
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="16" y="24" font-size="16" font-weight="600" fill="#1b1f2a">${escapeXml(title)}</text>`,
     `<text x="16" y="42" font-size="12" fill="#5b6275">${escapeXml(subtitle)}</text>`,
+    `<text x="16" y="60" font-size="12" fill="#5b6275">${escapeXml(context.line)}</text>`,
   ];
   colLabels.forEach((label, j) => {
     const x = left + j * cell + cell / 2 + 4;

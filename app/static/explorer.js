@@ -2,16 +2,21 @@
 // (form.js) builds the request, requests.js sends it, view-model.js turns the answer into views,
 // and each panel (panel-*.js) draws the view it is given into its own container.
 
-import { saveBlob } from "./download.js";
+import { getSteps } from "./api.js";
+import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ConfigForm } from "./form.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
 import { ModelPanel } from "./panel-model.js";
+import { SearchPanel } from "./panel-search.js";
 import { StepsPanel } from "./panel-steps.js";
 import { Computation, LayerSteps } from "./requests.js";
 import { useStatusLine } from "./status.js";
 import { renderSummary } from "./summary.js";
 import { Tabs } from "./tabs.js";
+import { SEED_SENTENCE, Tour } from "./tour.js";
+import { modelInUrl, restoreForm, saveUrl, viewInUrl } from "./url-state.js";
+import { headType } from "./head-types.js";
 import {
   createState,
   currentResult,
@@ -28,12 +33,20 @@ const state = createState();
 const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
 const headsPanel = $("panel-heads");
-const connections = new ConnectionsPanel($("panel-connections"));
-const steps = new StepsPanel($("panel-steps"), layerSteps);
+const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
+const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
     if (tab.id === "tab-steps") steps.revealed();
+    saveView();
+  },
+});
+const search = new SearchPanel($("head-search"), {
+  onOpen: openFound,
+  onRank: (ranked) => {
+    model.markSearch(ranked);
+    saveView();
   },
 });
 const computation = new Computation({
@@ -42,7 +55,10 @@ const computation = new Computation({
   parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary") },
   onResult: () => {
     layerSteps.reset(state.body);
+    if (pendingView) restoreView(pendingView);
     render();
+    if (pendingView) restoreViewAfter(pendingView);
+    pendingView = null;
   },
 });
 
@@ -51,10 +67,19 @@ function renderLayerViews() {
   const result = currentResult(state);
   const view = currentView(state);
   renderHeadsPanel(headsPanel, view);
-  connections.show(view);
+  connections.show(view, state.head);
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
-  steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered });
+  steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);
+}
+
+/** A head was chosen in one view (Connections, Steps, the model grid): every view follows. */
+function chooseHead(head) {
+  state.head = head;
+  saveView();
+  connections.followHead(head);
+  steps.followHead(head);
+  if (showingPretrained(state)) renderModelSelection();
 }
 
 /** The model view's parts that follow the chosen layer and head. */
@@ -62,6 +87,30 @@ function renderModelSelection() {
   const view = currentView(state);
   state.head = Math.min(state.head, view.attention.length - 1);
   model.showSelection(view, state.head);
+}
+
+/** Every layer's view, for the head search. */
+function allLayerViews() {
+  const result = currentResult(state);
+  const positions = isPretrained(result) ? result.layers.map((_, k) => k) : [0];
+  return positions.map((k) => {
+    const view = currentView(state, k);
+    return { ...view, position: k, layer: view.pretrained ? view.layer : null };
+  });
+}
+
+/** A head found by the search: open it and focus the cell of the query and key searched for. */
+function openFound({ position, head, query, key }) {
+  const row = query ?? 0;
+  if (showingPretrained(state)) {
+    tabs.select(tabs.byId("tab-model"));
+    openHead(position, head);
+    $("model-detail").querySelector(`td[data-row="${row}"][data-col="${key}"]`)?.focus();
+    return;
+  }
+  tabs.select(tabs.byId("tab-heads"));
+  chooseHead(head);
+  headsPanel.querySelector(`figure[data-head="${head}"] td[data-row="${row}"][data-col="${key}"]`)?.focus();
 }
 
 function renderModelView() {
@@ -75,10 +124,9 @@ function renderModelView() {
 function openHead(position, head) {
   const changed = position !== state.layer;
   state.layer = position;
-  state.head = head;
   $("layer").value = String(position);
   if (changed) renderLayerViews();
-  renderModelSelection();
+  chooseHead(head);
   model.announceOpened(currentView(state), head);
 }
 
@@ -86,7 +134,7 @@ function openHead(position, head) {
 function prepareLayerBar(result) {
   const select = $("layer");
   const total = layerCount(state);
-  const options = result.layers.map((layer, k) => new Option(`Layer ${layer + 1} of ${total}`, String(k)));
+  const options = result.layers.map((layer, k) => new Option(`Layer ${layer} (of 0–${total - 1})`, String(k)));
   select.replaceChildren(...options);
   state.layer = Math.min(state.layer, options.length - 1);
   select.value = String(state.layer);
@@ -104,8 +152,11 @@ function render() {
   tabs.byId("tab-model").hidden = !pretrained;
   if (pretrained) prepareLayerBar(result);
   renderSummary($("summary"), $("meta"), state.data);
+  setExportContext(state.data);
   renderLayerViews();
   if (pretrained) renderModelView();
+  search.show(allLayerViews());
+  collapseFormOnce();
   // a pretrained result opens on its model view; the random model has none
   if (pretrained && !state.shownPretrained) tabs.select(tabs.byId("tab-model"));
   if (!pretrained && tabs.isSelected(tabs.byId("tab-model"))) tabs.select(tabs.byId("tab-heads"));
@@ -113,21 +164,93 @@ function render() {
   $("download-json").disabled = false;
 }
 
+/** The view on the page, as the URL keeps it. */
+function saveView() {
+  if (!state.data) return;
+  const tab = tabs.tabs.find((t) => tabs.isSelected(t))?.id.replace("tab-", "");
+  const chosen = search.chosen();
+  const pretrained = showingPretrained(state);
+  saveUrl($("config-form"), {
+    tab,
+    layer: pretrained ? state.layer : null,
+    head: state.head,
+    words: pretrained && state.words,
+    q: chosen ? (chosen.query ?? "any") : null,
+    k: chosen?.key,
+  });
+}
+
+/** The view of a link or a reload, before its first result is drawn: layer, head, words. */
+function restoreView(view) {
+  if (view.layer !== null) state.layer = view.layer;
+  if (view.head !== null) state.head = view.head;
+  $("word-level").checked = view.words;
+}
+
+/** ...and after: the tab and the head search. */
+function restoreViewAfter(view) {
+  const tab = view.tab && tabs.byId(`tab-${view.tab}`);
+  if (tab && !tab.hidden) tabs.select(tab);
+  if (view.k !== null) search.search(view.q === "any" || view.q === null ? null : Number(view.q), view.k);
+  if (view.k !== null) $("head-search").open = true;
+}
+
+/** The first result collapses the head configuration, so that the result is on the first screen. */
+function collapseFormOnce() {
+  $("form-more-facts").textContent = form.describe();
+  if (state.collapsedForm) return;
+  state.collapsedForm = true;
+  $("form-more").open = false;
+}
+
+/** What the tour does on the page. */
+const tourPage = {
+  async ensureSeed() {
+    const onSeed = $("text").value.trim() === SEED_SENTENCE && form.chosenModel().kind !== "pretrained";
+    if (onSeed && state.data) return;
+    $("text").value = SEED_SENTENCE;
+    $("model").value = "random";
+    form.applyModelChoice();
+    await computation.compute({ userInitiated: false });
+  },
+  tokens: () => currentResult(state)?.tokens ?? [],
+  selectTab(id, step) {
+    tabs.select(tabs.byId(id));
+    const target = step ? $("steps").querySelector(`[data-step="${step}"]`) : $(id);
+    target?.scrollIntoView({ block: "start" });
+  },
+  search(query, key) {
+    const ranked = search.search(query, key);
+    $("head-search").scrollIntoView({ block: "start" });
+    return ranked;
+  },
+  openFound,
+  describeHead({ position, head, layer }) {
+    const view = currentView(state, position);
+    const name = layer === null ? `Head ${head}` : `Layer ${layer}, head ${head}`;
+    return { name, type: headType(view.attention[head], { pretrained: view.pretrained }).type };
+  },
+};
+const tour = new Tour($("tour"), tourPage);
+
 function wireResultControls() {
+  $("tour-start").addEventListener("click", () => tour.start());
   $("download-json").addEventListener("click", () => {
-    if (state.raw) saveBlob(new Blob([state.raw], { type: "application/json" }), "attention-response.json");
+    if (state.raw) saveBlob(new Blob([state.raw], { type: "application/json" }), exportName("response", "json"));
   });
   $("show-values").addEventListener("change", (event) => {
     $("results").classList.toggle("show-values", event.target.checked);
   });
   $("layer").addEventListener("change", (event) => {
     state.layer = Number(event.target.value);
+    saveView();
     if (!showingPretrained(state)) return;
     renderLayerViews();
     renderModelSelection();
   });
   $("word-level").addEventListener("change", (event) => {
     state.words = event.target.checked;
+    saveView();
     if (!showingPretrained(state)) return;
     renderLayerViews();
     renderModelView();
@@ -136,6 +259,21 @@ function wireResultControls() {
 
 useStatusLine($("status"));
 form.wire(() => computation.compute({ userInitiated: true }));
+// the results on the page belong to the model that computed them: a new model computes anew
+$("model").addEventListener("change", () => computation.compute({ userInitiated: false }));
 wireResultControls();
-computation.loadModels();
-computation.compute({ userInitiated: false });
+
+/** Start: the form and the view from the URL (a pretrained model waits for GET /models). */
+let pendingView = restoreForm($("config-form")) || window.location.search ? viewInUrl() : null;
+async function start() {
+  getSteps(form.apiKey()).then((registry) => steps.strip.setRegistry(registry));
+  const named = modelInUrl();
+  const models = computation.loadModels();
+  if (named && named !== "random") {
+    await models;
+    $("model").value = named;
+    form.applyModelChoice();
+  }
+  computation.compute({ userInitiated: false });
+}
+start();

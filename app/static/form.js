@@ -88,6 +88,8 @@ export class ConfigForm {
       slot.textContent = slot.hidden ? text : `${slot.textContent} ${text}`;
       slot.hidden = false;
       input.setAttribute("aria-invalid", "true");
+      const collapsed = input.closest("details:not([open])");
+      if (collapsed) collapsed.open = true; // a field with an error is never out of sight
       first ??= input;
     }
     if (message) {
@@ -96,6 +98,16 @@ export class ConfigForm {
       banner.hidden = false;
     }
     if (focus && first) first.focus();
+  }
+
+  /** One line on the chosen model and configuration, for the collapsed form's summary. */
+  describe() {
+    const model = this.chosenModel();
+    if (model.kind === "pretrained") return `· ${model.name}`;
+    const value = (id) => this.part(id).value.trim();
+    const parts = [model.name, `d_model ${value("d_model")}`, `${value("num_heads")} heads`, value("positional_encoding"), `seed ${value("seed")}`];
+    if (this.part("causal").checked) parts.push("causal");
+    return `· ${parts.join(" · ")}`;
   }
 
   get hasModels() {

@@ -3,9 +3,9 @@
 
 import { AVERAGE_COLOUR, formatNumber, headColour } from "./colors.js";
 import { el } from "./dom.js";
-import { heatmapSvg, saveBlob, svgToPng } from "./download.js";
+import { downloadButtons, heatmapSvg } from "./download.js";
+import { headType } from "./head-types.js";
 import { createHeatmap } from "./heatmap.js";
-import { setStatus } from "./status.js";
 
 const known = (value) => value !== null && value !== undefined;
 
@@ -29,37 +29,6 @@ function metricBlock(label, value, max, unit, hint, digits = 2) {
       }),
       el("small", { text: hint }),
     ),
-  );
-}
-
-const slug = (text) => `attention-${text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-$/, "")}`;
-
-function downloadButton(format, name, save) {
-  return el("button", {
-    type: "button",
-    class: "small",
-    text: format.toUpperCase(),
-    data: { download: format },
-    "aria-label": `Download ${name} as ${format.toUpperCase()}`,
-    on: { click: save },
-  });
-}
-
-/** The SVG and PNG buttons of a figure named `name`; svgOf() draws it. */
-export function downloadButtons(name, svgOf) {
-  const saveSvg = () => saveBlob(new Blob([svgOf()], { type: "image/svg+xml" }), `${slug(name)}.svg`);
-  const savePng = async () => {
-    try {
-      saveBlob(await svgToPng(svgOf()), `${slug(name)}.png`);
-    } catch (error) {
-      setStatus(`PNG failed: ${error.message}`);
-    }
-  };
-  return el(
-    "div",
-    { class: "card-actions" },
-    downloadButton("svg", name, saveSvg),
-    downloadButton("png", name, savePng),
   );
 }
 
@@ -113,7 +82,7 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
     showValues: true,
     nullLabel: "null (not a number)",
     describe: (i, j, value) =>
-      `${title}: query “${tokens[i]}” (${i + 1}) → key “${keyTokens[j]}” (${j + 1}): ${value === null ? "null" : String(value)}`,
+      `${title}: query “${tokens[i]}” (${i}) → key “${keyTokens[j]}” (${j}): ${value === null ? "null" : String(value)}`,
   });
   const svgOf = () =>
     heatmapSvg({
@@ -124,6 +93,7 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
       title: `${title} — attention weights`,
       subtitle: `“${tokens.join(" ")}” · rows: queries, columns: keys`,
     });
+  const typed = kind === "head" ? headType(matrix, { pretrained: view.pretrained }) : null;
   const dot = el("span", {
     class: "head-dot",
     "aria-hidden": "true",
@@ -144,6 +114,7 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
         class: "card-sub",
         text: `${tokens.length} queries × ${keyTokens.length} keys${unit ? ` (${unit})` : ""}${note ? ` · ${note}` : ""}`,
       }),
+      typed && el("p", { class: "head-type", data: { type: typed.type } }, "type: ", el("strong", { text: typed.type })),
       downloadButtons(title, svgOf),
     ),
     el("div", { class: "card-body" }, map, metricList({ view, entropy, distance, cls, sep })),

@@ -1,7 +1,6 @@
 // One matrix drawn as an HTML table: each cell coloured, focusable by roving focus, its exact value
 // in data-value, shown in a tooltip and in an aria-live readout on hover or keyboard focus.
 
-import { formatNumber } from "./colors.js";
 import { el, note } from "./dom.js";
 
 let tooltip = null;
@@ -16,18 +15,23 @@ export function exactValue(value) {
   return value === null || value === undefined ? "null" : String(value);
 }
 
+/**
+ * Show `text` next to `cell` without covering the heatmap's labels or cells: above the table
+ * when there is room on screen, else below it, at the cell's column.
+ */
 function showTooltip(cell, text) {
   const tip = tooltipElement();
   if (!tip) return;
   tip.textContent = text;
   tip.hidden = false;
   const box = cell.getBoundingClientRect();
+  const table = cell.closest("table").getBoundingClientRect();
   const width = tip.offsetWidth;
   const height = tip.offsetHeight;
   let left = box.left + box.width / 2 - width / 2;
   left = Math.max(8, Math.min(left, document.documentElement.clientWidth - width - 8));
-  let top = box.top - height - 8;
-  if (top < 8) top = box.bottom + 8;
+  let top = table.top - height - 6;
+  if (top < 8) top = table.bottom + 6;
   tip.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
 }
 
@@ -45,14 +49,25 @@ const AXIS_PLURALS = {
 
 function defaultDescribe(opts) {
   return (i, j, value) => {
-    const row = `${AXIS_NAMES[opts.rowAxis] ?? "row"} ${i + 1} “${opts.rowLabels[i]}”`;
+    const row = `${AXIS_NAMES[opts.rowAxis] ?? "row"} ${i} “${opts.rowLabels[i]}”`;
     const col =
       opts.colAxis === "dim"
         ? `dimension ${j}`
-        : `${AXIS_NAMES[opts.colAxis] ?? "column"} ${j + 1} “${opts.colLabels[j]}”`;
+        : `${AXIS_NAMES[opts.colAxis] ?? "column"} ${j} “${opts.colLabels[j]}”`;
     const shown = value === null ? (opts.nullLabel ?? "null") : exactValue(value);
     return `${row} → ${col}: ${shown}`;
   };
+}
+
+/**
+ * A number short enough for a cell: at most 4 characters, never in scientific notation (which
+ * would wrap); the exact value stays in data-value, the tooltip and the cell's name.
+ */
+export function cellText(value) {
+  const abs = Math.abs(value);
+  if (abs >= 9.95) return String(Math.round(value));
+  const text = abs >= 0.995 ? value.toFixed(1) : value.toFixed(2).replace(/^(-?)0\./, "$1.");
+  return /^-?\.00$/.test(text) ? "0" : text;
 }
 
 /** Matrices larger than this are summarised instead of drawn (the DOM would crawl). */
@@ -123,7 +138,7 @@ export function createHeatmap(opts) {
         "aria-label": describe(i, j, value),
       },
       showValues && value !== null
-        ? el("span", { class: "cell-value", text: formatNumber(value, 2).replace(/^(-?)0\./, "$1.") })
+        ? el("span", { class: "cell-value", text: cellText(value) })
         : null,
     );
   const table = el(

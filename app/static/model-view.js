@@ -32,7 +32,7 @@ export function thumbnailLabel(layer, head, { entropy, distance, cls, sep }) {
   const parts = [`entropy ${formatNumber(entropy, 2)} nats`, `mean distance ${formatNumber(distance, 2)}`];
   if (cls !== undefined) parts.push(`${percent(cls)} on [CLS]`);
   if (sep !== undefined) parts.push(`${percent(sep)} on [SEP]`);
-  return `Layer ${layer + 1}, head ${head + 1}: ${parts.join(", ")}`;
+  return `Layer ${layer}, head ${head}: ${parts.join(", ")}`;
 }
 
 /**
@@ -72,14 +72,14 @@ export function renderModelGrid(table, { layers, scale, onOpen, readout }) {
     html: '<span class="axis-note"><span>layers ↓</span><span>heads →</span></span>',
   });
   const columnHeaders = Array.from({ length: heads }, (_, h) =>
-    el("th", { scope: "col", class: "col-label", data: { head: h }, "aria-label": `Head ${h + 1}`, text: `H${h + 1}` }),
+    el("th", { scope: "col", class: "col-label", data: { head: h }, "aria-label": `Head ${h}`, text: `H${h}` }),
   );
   const buttons = layers.map((entry, k) => entry.attention.map((matrix, h) => thumbnail(entry, k, matrix, h, scale)));
   const rows = layers.map((entry, k) =>
     el(
       "tr",
       { data: { layer: k } },
-      el("th", { scope: "row", class: "row-label", text: `Layer ${entry.layer + 1}` }),
+      el("th", { scope: "row", class: "row-label", text: `Layer ${entry.layer}` }),
       buttons[k].map((button) => el("td", {}, button)),
     ),
   );
@@ -166,7 +166,7 @@ export function renderLayerMetrics(table, { layer, metrics, shares, head, maxEnt
     return el(
       "tr",
       { data: { head: h }, class: h === head ? "current" : null },
-      el("th", { scope: "row", text: `Head ${h + 1}` }),
+      el("th", { scope: "row", text: `Head ${h}` }),
       barCell(formatNumber(e, 2), e / (maxEntropy || 1), e),
       barCell(formatNumber(d, 2), d / (maxDistance || 1), d),
       barCell(percent(c), c, c),
@@ -174,7 +174,7 @@ export function renderLayerMetrics(table, { layer, metrics, shares, head, maxEnt
     );
   });
   table.replaceChildren(
-    el("caption", { text: `Layer ${layer + 1}, per head` }),
+    el("caption", { text: `Layer ${layer}, per head` }),
     el("thead", {}, el("tr", {}, headers)),
     el("tbody", {}, rows),
   );

@@ -7,21 +7,39 @@ import { fillHeadSelect, part } from "./dom.js";
 import { averageOf, layerPrefix } from "./view-model.js";
 
 export class ConnectionsPanel {
-  /** `container`: the panel, holding the head, lines, caption and readout parts. */
-  constructor(container) {
+  /**
+   * `container`: the panel, holding the head, lines, caption and readout parts. onHead(head): a
+   * head (not the average) was chosen here, so that the other views follow.
+   */
+  constructor(container, { onHead = () => {} } = {}) {
     this.select = part(container, "head");
     this.lines = part(container, "lines");
     this.caption = part(container, "caption");
     this.readout = part(container, "readout");
     this.view = null;
-    this.select.addEventListener("change", () => this.draw());
+    this.select.addEventListener("change", () => {
+      this.draw();
+      if (this.select.value !== "average") onHead(Number(this.select.value));
+    });
   }
 
-  /** Offer the heads of `view` and draw the chosen one. */
-  show(view) {
+  /** Offer the heads of `view` and draw `head` (the one chosen in every view). */
+  show(view, head) {
     this.view = view;
     fillHeadSelect(this.select, view.attention?.length ?? 0, { average: true });
+    this.selectHead(head);
     this.draw();
+  }
+
+  /** Another view chose `head`: follow it (without redrawing when nothing changes). */
+  selectHead(head) {
+    if (this.select.value === String(head) || !this.select.querySelector(`option[value="${head}"]`)) return false;
+    this.select.value = String(head);
+    return true;
+  }
+
+  followHead(head) {
+    if (this.selectHead(head)) this.draw();
   }
 
   draw() {
@@ -33,7 +51,7 @@ export class ConnectionsPanel {
     const prefix = layerPrefix(view);
     const name = isAverage
       ? `${prefix}${prefix ? "average" : "Average"} of ${view.attention.length} heads`
-      : `${prefix}${prefix ? "head" : "Head"} ${h + 1}`;
+      : `${prefix}${prefix ? "head" : "Head"} ${h}`;
     renderConnections(this.lines, {
       matrix: isAverage ? averageOf(view.attention) : view.attention[h],
       tokens: view.tokens,

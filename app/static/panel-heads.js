@@ -9,7 +9,7 @@ import { averageOf, layerPrefix, mean, weightScale } from "./view-model.js";
 function maskedNote(view) {
   const masked = view.fullyMasked ?? [];
   if (!masked.length) return null;
-  const queries = masked.map((i) => `“${view.tokens[i]}” (${i + 1})`).join(", ");
+  const queries = masked.map((i) => `“${view.tokens[i]}” (${i})`).join(", ");
   return note(`Queries ${queries} can attend to no key: every key is masked, so their rows are zeros.`);
 }
 
@@ -25,7 +25,7 @@ export function renderHeadsPanel(container, view) {
   }
   const scale = weightScale(attention);
   const legendLabel = view.pretrained
-    ? `Attention weight (shared by the ${attention.length} heads of layer ${view.layer + 1})`
+    ? `Attention weight (shared by the ${attention.length} heads of layer ${view.layer})`
     : "Attention weight (shared by all heads)";
   legendSlot.replaceChildren(renderLegend(scale, legendLabel, { masked: true }));
   const metrics = view.metrics ?? {};
@@ -35,7 +35,7 @@ export function renderHeadsPanel(container, view) {
     headCard({
       kind: "head",
       head: h,
-      title: prefix ? `${prefix}head ${h + 1}` : `Head ${h + 1}`,
+      title: prefix ? `${prefix}head ${h}` : `Head ${h}`,
       matrix,
       view,
       scale,

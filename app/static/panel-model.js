@@ -28,15 +28,15 @@ function rolloutFigure(result, total) {
     colAxis: "input",
     cellSize: tokens.length <= 16 ? 28 : tokens.length <= 32 ? 20 : 14,
     describe: (i, j, value) =>
-      `Rollout: token “${tokens[i]}” (${i + 1}) ← input “${tokens[j]}” (${j + 1}): ${value === null ? "null" : String(value)}`,
+      `Rollout: token “${tokens[i]}” (${i}) ← input “${tokens[j]}” (${j}): ${value === null ? "null" : String(value)}`,
   });
   figure.append(renderLegend(scale, "rollout weight"));
   return figure;
 }
 
 function shareFigure(result, token, values) {
-  const layers = result.layers.map((l) => `Layer ${l + 1}`);
-  const heads = (values[0] ?? []).map((_, h) => `H${h + 1}`);
+  const layers = result.layers.map((l) => `Layer ${l}`);
+  const heads = (values[0] ?? []).map((_, h) => `H${h}`);
   const figure = matrixFigure({
     id: `share-${token.replace(/[^A-Za-z]/g, "").toLowerCase()}`,
     title: `On ${token}`,
@@ -50,7 +50,7 @@ function shareFigure(result, token, values) {
     colAxis: "head",
     cellSize: 26,
     describe: (i, j, value) =>
-      `${layers[i]}, head ${j + 1}: ${value === null ? "null" : `${String(value)} (${formatNumber(value * 100, 1)}%)`} of the weight on ${token}`,
+      `${layers[i]}, head ${j}: ${value === null ? "null" : `${String(value)} (${formatNumber(value * 100, 1)}%)`} of the weight on ${token}`,
   });
   figure.dataset.token = token;
   return figure;
@@ -106,7 +106,7 @@ export class ModelPanel {
       headCard({
         kind: "head",
         head,
-        title: `Layer ${view.layer + 1}, head ${head + 1}`,
+        title: `Layer ${view.layer}, head ${head}`,
         matrix: view.attention[head],
         view,
         scale: weightScale(view.attention),
@@ -116,10 +116,10 @@ export class ModelPanel {
         cls: view.shares.cls?.[head],
         sep: view.shares.sep?.[head],
         idPrefix: "detail-",
-        note: `scale of layer ${view.layer + 1}`,
+        note: `scale of layer ${view.layer}`,
       }),
     );
-    this.part("metrics-title").textContent = `Layer ${view.layer + 1}: per-head metrics`;
+    this.part("metrics-title").textContent = `Layer ${view.layer}: per-head metrics`;
     renderLayerMetrics(this.part("metrics"), {
       layer: view.layer,
       metrics: view.metrics,
@@ -131,9 +131,25 @@ export class ModelPanel {
     });
   }
 
+  /**
+   * Recolour the grid by a search's ranking (null: no search): each thumbnail ringed in
+   * proportion to its score, the best one most.
+   */
+  markSearch(ranked) {
+    const scores = new Map((ranked ?? []).map((r) => [`${r.layer}:${r.head}`, r.score]));
+    const best = ranked?.[0]?.score || 1;
+    for (const thumb of this.part("grid").querySelectorAll("button.thumb")) {
+      const score = scores.get(`${thumb.dataset.layer}:${thumb.dataset.head}`);
+      thumb.classList.toggle("searched", score !== undefined);
+      if (score === undefined) delete thumb.dataset.searchScore;
+      else thumb.dataset.searchScore = String(score);
+      thumb.style.setProperty("--search-strength", score === undefined ? "0" : String(Math.max(0, score / best)));
+    }
+  }
+
   /** Say which head opened, and bring the large view into sight if it is off screen. */
   announceOpened(view, head) {
-    this.part("grid-readout").textContent = `Layer ${view.layer + 1}, head ${head + 1} is open in the large view below.`;
+    this.part("grid-readout").textContent = `Layer ${view.layer}, head ${head} is open in the large view below.`;
     const detail = this.part("detail");
     const box = detail.getBoundingClientRect();
     if (box.top > window.innerHeight || box.bottom < 0) detail.scrollIntoView({ block: "nearest" });

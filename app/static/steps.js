@@ -2,9 +2,11 @@
 // with its shape and a one-line explanation; per-head steps follow the head selector. For a
 // pretrained model the panel shows one layer's attention block (from its input X to W_O).
 
-import { extent, makeScale, renderLegend } from "./colors.js";
+import { formatNumber, renderLegend } from "./colors.js";
 import { el } from "./dom.js";
+import { downloadButtons, heatmapSvg } from "./download.js";
 import { createHeatmap } from "./heatmap.js";
+import { stepScales } from "./step-scales.js";
 import { shapeLabel, shapeOf } from "./view-model.js";
 
 const sub = (t) => `<sub>${t}</sub>`;
@@ -111,8 +113,8 @@ const PRETRAINED = {
     title: "The layer’s input X",
     explain: (_, layer) =>
       layer === 0
-        ? "What enters the first layer: BERT’s embeddings, each WordPiece’s learned vector plus a learned position vector and a segment vector, layer-normalised."
-        : `What enters layer ${layer + 1}: the output of layer ${layer}, after its attention, residual connection, LayerNorm and feed-forward block.`,
+        ? "What enters the first layer (layer 0): BERT’s embeddings, each WordPiece’s learned vector plus a learned position vector and a segment vector, layer-normalised."
+        : `What enters layer ${layer}: the output of layer ${layer - 1}, after its attention, residual connection, LayerNorm and feed-forward block.`,
   },
   masked_scores: {
     explain: () => "One sentence and no padding: nothing is masked, so the scores pass through unchanged.",
@@ -150,24 +152,34 @@ function sliceOf(def, data, dims, { config, head }) {
   const index = def.kv ? Math.floor((head * count) / heads) : Math.min(head, count - 1);
   const caption =
     def.kv && kvHeads !== heads
-      ? `K/V head ${index + 1} of ${count}, shared by query heads ${index * (heads / count) + 1}–${(index + 1) * (heads / count)}`
-      : `Head ${index + 1} of ${count}`;
+      ? `K/V head ${index} of 0–${count - 1}, shared by query heads ${index * (heads / count)}–${(index + 1) * (heads / count) - 1}`
+      : `Head ${index} of 0–${count - 1}`;
   return { matrix: data[index], caption, index };
 }
 
-function stepFigure(def, data, dims, { result, config, head, prefix }) {
+/** The legend's title: what the colours are, and whether the scale is shared or clipped. */
+function legendTitle(def, { scale, clipped, shared }) {
+  const parts = [def.sequential ? "weight" : "value"];
+  if (shared) parts.push("one scale for the three score steps");
+  if (clipped) parts.push(`clipped at ±${formatNumber(scale.max)}: ${clipped} larger values drawn at the ends`);
+  return parts.join(" · ");
+}
+
+function stepFigure(def, data, dims, { result, config, head, prefix, scaled }) {
   const { matrix, caption, index } = sliceOf(def, data, dims, { config, head });
-  const [lo, hi] = extent(data);
-  const scale = def.sequential ? makeScale("sequential", 0, Math.max(hi, 1e-9)) : makeScale("diverging", lo, hi);
+  const { scale } = scaled;
   const rows = matrix.length;
   const cols = rows ? matrix[0].length : 0;
+  const rowLabels = labelsFor(def.rows, result, rows);
+  const colLabels = labelsFor(def.cols, result, cols);
+  const name = `${prefix}${def.title}${caption ? `, ${caption}` : ""}`;
   const readout = el("p", { class: "readout", "aria-live": "polite", text: "Hover or focus a cell for its value." });
   const map = createHeatmap({
     values: matrix,
-    rowLabels: labelsFor(def.rows, result, rows),
-    colLabels: labelsFor(def.cols, result, cols),
+    rowLabels,
+    colLabels,
     scale,
-    label: `${prefix}${def.title}${caption ? `, ${caption}` : ""}: ${rows} × ${cols}`,
+    label: `${name}: ${rows} × ${cols}`,
     rowAxis: def.rows,
     colAxis: def.cols,
     head: index,
@@ -175,19 +187,23 @@ function stepFigure(def, data, dims, { result, config, head, prefix }) {
     readout,
     groupSize: def.grouped ? config.head_dim ?? cols / (config.num_heads ?? 1) : 0,
     nullLabel: "masked (null)",
+    showValues: true,
   });
-  const legend = renderLegend(scale, def.sequential ? "weight" : "value", { masked: def.name === "masked_scores" });
+  const legend = renderLegend(scale, legendTitle(def, scaled), { masked: def.name === "masked_scores" });
   return el(
     "figure",
-    { class: "step-figure" },
+    { class: "step-figure", data: { scaleMax: scale.max, shared: scaled.shared ? "true" : null } },
     el("figcaption", { text: `${prefix}${def.title}${caption ? ` — ${caption}` : ""}: ${rows} × ${cols}` }),
     map,
     legend,
+    downloadButtons(name, () =>
+      heatmapSvg({ values: matrix, rowLabels, colLabels, scale, title: name, subtitle: `${rows} × ${cols} · ${def.dims}` }),
+    ),
     readout,
   );
 }
 
-function renderStep(def, { result, config, head, prefix }) {
+function renderStep(def, { result, config, head, prefix, scaled }) {
   const titleId = `step-${def.name}-title`;
   const data = result.steps?.[def.name];
   const dims = data === undefined || data === null ? [] : shapeOf(data);
@@ -196,7 +212,7 @@ function renderStep(def, { result, config, head, prefix }) {
     { class: "step", data: { step: def.name }, "aria-labelledby": titleId },
     stepHeader(def, titleId, shapeLabel(dims)),
     el("p", { class: "step-explain", html: def.explain(config, def.layer) }),
-    dims.length ? stepFigure(def, data, dims, { result, config, head, prefix }) : null,
+    dims.length ? stepFigure(def, data, dims, { result, config, head, prefix, scaled: scaled.get(def.name) }) : null,
   );
 }
 
@@ -204,13 +220,14 @@ function renderStep(def, { result, config, head, prefix }) {
  * Draw the steps of `result` into `container`. With `layer` (0-based; a pretrained model's
  * layer), only the steps the response traced are drawn, explained for that layer of BERT.
  */
-export function renderSteps(container, { result, config, head, layer = null }) {
-  const prefix = layer === null ? "" : `Layer ${layer + 1}: `;
+export function renderSteps(container, { result, config, head, layer = null, shareScores = true }) {
+  const prefix = layer === null ? "" : `Layer ${layer}: `;
+  const scaled = stepScales(result.steps, STEPS, { shareScores });
   const items = [];
   for (const step of STEPS) {
     if (layer !== null && result.steps?.[step.name] === undefined) continue;
     const def = layer === null ? step : { ...step, ...PRETRAINED[step.name], layer };
-    const article = renderStep(def, { result, config, head, prefix });
+    const article = renderStep(def, { result, config, head, prefix, scaled });
     const table = article.querySelector("table");
     const width = table ? table.rows[0].cells.length * (def.cols === "dim" ? 14 : 22) : 0;
     items.push(el("li", { class: width > 440 ? "wide" : "narrow" }, article));

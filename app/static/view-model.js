@@ -126,7 +126,7 @@ export function stepHeadCount(result, view) {
 }
 
 /** "Layer 3, " for a pretrained model's view, "" for the random model's. */
-export const layerPrefix = (view) => (view.pretrained ? `Layer ${view.layer + 1}, ` : "");
+export const layerPrefix = (view) => (view.pretrained ? `Layer ${view.layer}, ` : "");
 
 /** The elementwise mean of H matrices, skipping nulls (masked cells). */
 export function averageOf(attention) {

@@ -55,9 +55,16 @@ def open_explorer(page: Page, base_url: str) -> str:
     return wait_settled(page, 0)
 
 
+def open_settings(page: Page) -> None:
+    """Unfold the head configuration, the model and the API key (folded after a first result)."""
+    page.evaluate("document.getElementById('form-more').open = true")
+
+
 def fill_form(page: Page, text: str | None = None, **fields: Any) -> None:
     if text is not None:
         page.fill("#text", text)
+    if fields:
+        open_settings(page)
     for name, value in fields.items():
         if name == "causal":
             page.set_checked("#causal", bool(value))
@@ -131,10 +138,16 @@ def layer_steps_body(name: str, layer: int, text: str = DEFAULT_TEXT) -> dict[st
     }
 
 
-def choose_model(page: Page, name: str) -> None:
-    """Wait for GET /models to fill the selector, then pick `name`."""
+def choose_model(page: Page, name: str) -> str:
+    """Wait for GET /models to fill the selector, pick `name` and wait for the computation that a
+    new model starts; returns its state (ready or error)."""
     page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    open_settings(page)
+    if page.input_value("#model") == name:
+        return page.get_attribute("#main", "data-state") or ""
+    before = generation(page)
     page.select_option("#model", name)
+    return wait_settled(page, before)
 
 
 def wait_steps(page: Page, layer: int) -> None:
@@ -148,3 +161,24 @@ def wait_steps(page: Page, layer: int) -> None:
 
 def thumbnail(layer: int, head: int) -> str:
     return f"{THUMBS}[data-layer='{layer}'][data-head='{head}']"
+
+
+# -- accessibility -------------------------------------------------------------------------------
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's violations on the page as it stands: 'rule: target…' lines, empty when none."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    found: list[str] = []
+    for violation in results.response.get("violations", []):
+        targets = [", ".join(node["target"]) for node in violation["nodes"][:3]]
+        found.append(f"{violation['id']}: {' | '.join(targets)}")
+    return found
+
+
+def assert_accessible(page: Page, state: str) -> None:
+    """Zero axe-core violations in this page state (named in the failure message)."""
+    violations = axe_violations(page)
+    assert not violations, f"axe-core violations with {state}: {violations}"

@@ -1,8 +1,11 @@
 """Refresh the README's screenshots: `.venv/bin/python -m tests.browser.screenshots`.
 
 Starts the real server, loads the page for the default sentence in Debian's Chromium and writes
-docs/img/explorer-desktop.png (1280 wide), docs/img/explorer-mobile.png (390 wide) and, when the
-service serves a pretrained model, docs/img/explorer-model-view.png (its model view, 1280 wide).
+docs/img/explorer-desktop.png (the first screen, 1280 × 900), docs/img/explorer-mobile.png (the
+first screen of a 390 px phone), docs/img/explorer-tour.png (the tour's last step),
+docs/img/explorer-steps.png (the score steps on one scale) and, when the service serves a
+pretrained model, docs/img/explorer-model-view.png (its model view, 1280 wide) and
+docs/img/explorer-search.png (its heads ranked by the weight "who" gives "man").
 Not a test (pytest does not collect it): the images change only when someone runs it.
 """
 
@@ -18,10 +21,8 @@ from tests.browser.explorer_page import (
     CHROMIUM,
     CHROMIUM_ARGS,
     choose_model,
-    generation,
     open_explorer,
     thumbnail,
-    wait_settled,
 )
 from tests.support.server import REPO_ROOT, running_server
 
@@ -45,27 +46,63 @@ def settle(page: Page, base_url: str) -> None:
 
 
 def desktop(page: Page, base_url: str) -> Path:
-    """The top of the page down to the first row of heatmaps, one cell hovered."""
+    """The first screen as it loads, one cell hovered."""
     settle(page, base_url)
-    cell = page.locator("#heatmaps td[data-head='1'][data-query='7'][data-key='9']")
-    cell.hover()
-    bottom = document_box(page, "#heatmaps figure[data-head='0']")
+    page.locator("#heatmaps td[data-head='1'][data-query='2'][data-key='1']").hover()
     path = IMAGES / "explorer-desktop.png"
-    height = bottom["y"] + bottom["height"] + 24
-    clip = {"x": 0, "y": 0, "width": 1280, "height": height}
-    page.screenshot(path=str(path), full_page=True, clip=clip)
+    page.screenshot(path=str(path))
     return path
 
 
 def mobile(page: Page, base_url: str) -> Path:
-    """From the results heading to the first head's metrics: what a phone shows after a scroll."""
+    """The first screen of a phone."""
     settle(page, base_url)
-    top = document_box(page, "#results")
-    card = document_box(page, "#heatmaps figure[data-head='0']")
     path = IMAGES / "explorer-mobile.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def tour(page: Page, base_url: str) -> Path:
+    """The tour's last step: the head where "who" attends most to "man", its cell focused."""
+    settle(page, base_url)
+    page.click("#tour-start")
+    for step in range(5):
+        page.wait_for_function(
+            "n => document.getElementById('tour').dataset.ready === String(n)", arg=step
+        )
+        if step < 4:
+            page.click("#tour [data-part=next]")
+    path = IMAGES / "explorer-tour.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def steps(page: Page, base_url: str) -> Path:
+    """The three score steps on one colour scale."""
+    settle(page, base_url)
+    page.click("#tab-steps")
+    top = document_box(page, "#steps article[data-step=scores]")
+    bottom = document_box(page, "#steps article[data-step=masked_scores]")
+    path = IMAGES / "explorer-steps.png"
     y = top["y"] - 12
-    height = card["y"] + card["height"] + 16 - y
-    clip = {"x": 0, "y": y, "width": 390, "height": height}
+    clip = {"x": 0, "y": y, "width": 1280, "height": bottom["y"] + bottom["height"] + 12 - y}
+    page.screenshot(path=str(path), full_page=True, clip=clip)
+    return path
+
+
+def search(page: Page) -> Path:
+    """The pretrained model's heads ranked by the weight "who" gives "man" (after model_view)."""
+    page.mouse.move(0, 0)
+    page.locator("#search-title").click()
+    tokens = page.locator("#summary .token-list li").all_inner_texts()
+    page.select_option("#search-query", str(tokens.index("who")))
+    page.select_option("#search-key", str(tokens.index("man")))
+    page.locator("#search-results button.found").first.click()
+    top = document_box(page, "#head-search")
+    bottom = document_box(page, "#panel-model .model-top")
+    path = IMAGES / "explorer-search.png"
+    y = top["y"] - 12
+    clip = {"x": 0, "y": y, "width": 1280, "height": bottom["y"] + bottom["height"] + 12 - y}
     page.screenshot(path=str(path), full_page=True, clip=clip)
     return path
 
@@ -77,13 +114,10 @@ def pretrained_name(base_url: str) -> str | None:
 
 
 def model_view(page: Page, base_url: str, name: str) -> Path:
-    """The model view of the default sentence: the layer × head grid with layer 1's metrics, the
-    previous-token head (layer 1, head 3) open in the large view, one cell hovered, the rollout."""
+    """The model view of the default sentence: the layer × head grid with layer 0's metrics, the
+    previous-token head (layer 0, head 2) open in the large view, one cell hovered, the rollout."""
     settle(page, base_url)
-    choose_model(page, name)
-    before = generation(page)
-    page.click("#submit")
-    if wait_settled(page, before) != "ready":
+    if choose_model(page, name) != "ready":
         raise RuntimeError(page.inner_text("#form-error"))
     page.click(thumbnail(0, 2))
     page.locator("#model-detail td[data-query='8'][data-key='7']").hover()
@@ -111,10 +145,13 @@ def main() -> None:
         print(desktop(wide, server.base_url))
         narrow = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
         print(mobile(narrow, server.base_url))
+        print(tour(browser.new_page(viewport={"width": 1280, "height": 900}), server.base_url))
+        print(steps(browser.new_page(viewport={"width": 1280, "height": 900}), server.base_url))
         name = pretrained_name(server.base_url)
         if name:
             model = browser.new_page(viewport={"width": 1280, "height": 900})
             print(model_view(model, server.base_url, name))
+            print(search(model))
         else:
             print("no pretrained model served: docs/img/explorer-model-view.png left as it was")
         browser.close()

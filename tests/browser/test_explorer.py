@@ -73,7 +73,8 @@ def test_page_loads_and_draws_every_head_of_the_default_sentence(
         card = f"{HEAD_CARDS}[data-head='{head}']"
         assert row_labels(page, f"{card} table") == DEFAULT_TOKENS
         assert column_labels(page, f"{card} table") == DEFAULT_TOKENS
-        expect(page.locator(f"{card} figcaption h3")).to_have_text(f"Head {head + 1}")
+        # numbered from 0, as in the API
+        expect(page.locator(f"{card} figcaption h3")).to_have_text(f"Head {head}")
         expect(page.locator(f"{card} .metrics")).to_contain_text("Entropy")
         expect(page.locator(f"{card} .metrics")).to_contain_text("Mean distance")
     expect(page.locator("#heads-legend .legend")).to_be_visible()
@@ -245,11 +246,22 @@ def test_the_form_can_be_used_with_the_keyboard_alone(
     page.keyboard.press("Tab")  # the skip link comes first
     expect(page.locator(".skip-link")).to_be_focused()
     page.keyboard.press("Tab")
+    expect(page.locator("#tour-start")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator(".intro-link")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.locator("#text")).to_be_focused()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none", "the focused field shows no focus ring"
     page.keyboard.press("Control+A")
     page.keyboard.type("Colorless green ideas sleep furiously")
+    page.keyboard.press("Tab")
+    expect(page.locator("#submit")).to_be_focused()
+    # the head configuration folded after the first result: Enter on its summary unfolds it
+    page.keyboard.press("Tab")
+    expect(page.locator("#form-more summary")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#form-more")).to_have_attribute("open", "")
     page.keyboard.press("Tab")
     expect(page.locator("#d_model")).to_be_focused()
     page.keyboard.press("Tab")
@@ -321,7 +333,7 @@ def test_the_response_and_a_heatmap_can_be_downloaded(
     assert svg.suffix == ".svg"
     content = svg.read_text()
     assert content.startswith("<svg")
-    assert "Head 1" in content
+    assert "Head 0" in content
     assert content.count("<rect") >= 100
     with page.expect_download() as download_png:
         page.click(f"{card} button[data-download=png]")

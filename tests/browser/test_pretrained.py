@@ -23,6 +23,7 @@ from tests.browser.explorer_page import (
     layer_steps_body,
     no_horizontal_scroll,
     open_explorer,
+    open_settings,
     pretrained_body,
     row_labels,
     submit,
@@ -132,9 +133,9 @@ def test_the_model_view_draws_every_layer_and_head_with_wordpiece_labels(
         THUMBS, "bs => bs.map(b => [b.dataset.layer, b.dataset.head, b.getAttribute('aria-label')])"
     )
     for layer, head, label in labels:
-        assert label.startswith(f"Layer {int(layer) + 1}, head {int(head) + 1}: entropy ")
-    assert row_labels(page, "#model-grid") == [f"Layer {k + 1}" for k in range(layers)]
-    assert column_labels(page, "#model-grid") == [f"H{h + 1}" for h in range(heads)]
+        assert label.startswith(f"Layer {layer}, head {head}: entropy ")
+    assert row_labels(page, "#model-grid") == [f"Layer {k}" for k in range(layers)]
+    assert column_labels(page, "#model-grid") == [f"H{h}" for h in range(heads)]
     expect(page.locator(f"{THUMBS}[tabindex='0']")).to_have_count(1)  # one Tab stop
     expect(page.locator(f"{THUMBS}[aria-current=true]")).to_have_count(1)
 
@@ -148,7 +149,7 @@ def test_the_model_view_draws_every_layer_and_head_with_wordpiece_labels(
         assert row_labels(page, table) == tokens
         assert column_labels(page, table) == tokens
         expect(page.locator(f"{HEAD_CARDS}[data-head='{head}'] h3")).to_have_text(
-            f"Layer 1, head {head + 1}"
+            f"Layer 0, head {head}"
         )
     page.click("#tab-model")
     page.screenshot(path=str(artifacts / "model-view.png"), full_page=True)
@@ -173,7 +174,7 @@ def test_a_chosen_layer_and_head_shows_the_exact_values_of_the_response(
     page.click(thumbnail(layer, head))
     expect(page.locator(thumbnail(layer, head))).to_have_attribute("aria-current", "true")
     expect(page.locator("#layer")).to_have_value(str(layer))
-    expect(page.locator(f"{DETAIL} h3")).to_have_text(f"Layer {layer + 1}, head {head + 1}")
+    expect(page.locator(f"{DETAIL} h3")).to_have_text(f"Layer {layer}, head {head}")
     assert cell_values(page, f"{DETAIL} table") == attention[layer][head]
     cell = page.locator(f"{DETAIL} td[data-query='2'][data-key='5']")
     cell.hover()
@@ -191,9 +192,7 @@ def test_a_chosen_layer_and_head_shows_the_exact_values_of_the_response(
     # the chosen layer's metrics table, one row per head
     rows = page.locator("#layer-metrics tbody tr")
     expect(rows).to_have_count(model["heads"])
-    expect(page.locator("#layer-metrics-title")).to_have_text(
-        f"Layer {layer + 1}: per-head metrics"
-    )
+    expect(page.locator("#layer-metrics-title")).to_have_text(f"Layer {layer}: per-head metrics")
     entropies = page.eval_on_selector_all(
         "#layer-metrics tbody tr td:nth-of-type(1)", "ts => ts.map(t => Number(t.dataset.value))"
     )
@@ -206,9 +205,9 @@ def test_a_chosen_layer_and_head_shows_the_exact_values_of_the_response(
     page.keyboard.press("ArrowRight")
     expect(page.locator(thumbnail(layer + 1, head + 1))).to_be_focused()
     page.keyboard.press("Enter")
-    expect(page.locator(f"{DETAIL} h3")).to_have_text(f"Layer {layer + 2}, head {head + 2}")
+    expect(page.locator(f"{DETAIL} h3")).to_have_text(f"Layer {layer + 1}, head {head + 1}")
     assert cell_values(page, f"{DETAIL} table") == attention[layer + 1][head + 1]
-    opened = f"Layer {layer + 2}, head {head + 2}"
+    opened = f"Layer {layer + 1}, head {head + 1}"
     expect(page.locator("#model-grid-readout")).to_contain_text(opened)
 
     # the Heads tab now shows that layer: a hovered cell there is the JSON's number too
@@ -246,7 +245,7 @@ def test_the_rollout_and_the_special_token_shares_are_drawn_from_the_analysis(
     for token, slug in (("[CLS]", "cls"), ("[SEP]", "sep")):
         table = f"#share-{slug} table"
         assert cell_values(page, table) == analysis["special_share"][token]
-        assert row_labels(page, table) == [f"Layer {k + 1}" for k in range(model["layers"])]
+        assert row_labels(page, table) == [f"Layer {k}" for k in range(model["layers"])]
 
 
 def test_the_layer_selector_chooses_what_heads_connections_and_steps_show(
@@ -287,7 +286,7 @@ def test_the_layer_selector_chooses_what_heads_connections_and_steps_show(
     layer0 = post(live_server.base_url, layer_steps_body(name, 0))["results"][0]["steps"]
     q_table = "#steps article[data-step=q] table"
     assert cell_values(page, q_table) == layer0["q"][0][0]
-    expect(page.locator("#steps-layer")).to_contain_text("Layer 1 of")
+    expect(page.locator("#steps-layer")).to_contain_text("Layer 0 (of 0–")
 
     # another layer: a new request, that layer's numbers and labels, the same shapes
     with page.expect_request("**/attention") as sent:
@@ -303,11 +302,11 @@ def test_the_layer_selector_chooses_what_heads_connections_and_steps_show(
     for step, shape in shapes.items():
         badge = page.locator(f"#steps article[data-step={step}] .shape")
         expect(badge).to_have_attribute("data-shape", shape)
-    expect(page.locator("#steps-layer")).to_contain_text("Layer 5 of")
+    expect(page.locator("#steps-layer")).to_contain_text("Layer 4 (of 0–")
     expect(page.locator("#steps article[data-step=inputs] .step-explain")).to_contain_text(
-        "output of layer 4"
+        "output of layer 3"
     )
-    expect(page.locator(q_table)).to_have_attribute("aria-label", re.compile(r"^Layer 5: "))
+    expect(page.locator(q_table)).to_have_attribute("aria-label", re.compile(r"^Layer 4: "))
     page.locator("#steps article[data-step=q]").screenshot(path=str(artifacts / "steps-q.png"))
 
     # a layer seen before comes from the page's cache: no request
@@ -321,9 +320,10 @@ def test_the_layer_selector_chooses_what_heads_connections_and_steps_show(
     # the same selector drives the Heads and Connections views
     page.select_option("#layer", "2")
     page.click("#tab-heads")
-    expect(page.locator(f"{HEAD_CARDS}[data-head='0'] h3")).to_have_text("Layer 3, head 1")
+    expect(page.locator(f"{HEAD_CARDS}[data-head='0'] h3")).to_have_text("Layer 2, head 0")
     page.click("#tab-connections")
-    expect(page.locator("#conn-caption")).to_contain_text("Layer 3, head 1")
+    # head 7, chosen in Steps above: one head choice for every view
+    expect(page.locator("#conn-caption")).to_contain_text("Layer 2, head 7")
 
 
 def test_whole_words_merge_the_wordpieces(
@@ -401,4 +401,5 @@ def test_an_unavailable_pretrained_model_is_listed_disabled_with_the_reason(
     expect(option).to_contain_text("unavailable")
     expect(page.locator("#model")).to_have_value("random")
     expect(page.locator("#model-hint")).to_contain_text(reason)
+    open_settings(page)  # folded after the first result
     expect(page.locator("#heads-config")).to_be_visible()

@@ -48,7 +48,7 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml deploy/compose.cuda.yml
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict attention app
+	$(BIN)/mypy --strict attention app attention_client
 
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest

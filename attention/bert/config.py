@@ -31,7 +31,7 @@ _INT_FIELDS = (
     "type_vocab_size",
 )
 _SUPPORTED = {
-    "model_type": ("bert",),
+    "model_type": ("bert", "roberta"),
     "hidden_act": ("gelu",),  # HuggingFace's "gelu" is the exact, erf-based GELU
     "position_embedding_type": ("absolute",),
 }
@@ -72,6 +72,17 @@ class BertConfig:
         return cls(**{key: value for key, value in raw.items() if key in known})
 
     @property
+    def position_offset(self) -> int:
+        """The first position's row: RoBERTa numbers positions from pad_token_id + 1, as its
+        Fairseq origin did; BERT from 0."""
+        return self.pad_token_id + 1 if self.model_type == "roberta" else 0
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a sequence may have: the position rows from the offset on."""
+        return self.max_position_embeddings - self.position_offset
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
@@ -103,6 +114,13 @@ class BertConfig:
             raise ConfigError(
                 f"pad_token_id={pad!r} must be an id below vocab_size={self.vocab_size}",
                 field="pad_token_id",
+            )
+
+        if self.max_tokens < 1:
+            raise ConfigError(
+                f"max_position_embeddings={self.max_position_embeddings} leaves no position for "
+                f"a token: RoBERTa's start at pad_token_id + 1 = {self.position_offset}",
+                field="max_position_embeddings",
             )
 
     def _check_supported(self) -> None:

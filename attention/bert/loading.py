@@ -252,7 +252,7 @@ def _hf_key_map(keys: Iterator[str] | Mapping[str, object]) -> dict[str, str]:
     ``bert.``, old checkpoints say gamma/beta for a LayerNorm's weight/bias."""
     names = {}
     for key in keys:
-        ours = key.removeprefix("bert.")
+        ours = key.removeprefix("bert.").removeprefix("roberta.")
         if ".LayerNorm." in ours:
             ours = ours.replace(".gamma", ".weight").replace(".beta", ".bias")
         names[ours] = key
@@ -343,8 +343,8 @@ def _max_length(folder: Path, config: BertConfig) -> int:
         settings = _optional_json(folder, file)
         length = None if settings is None else settings.get(key)
         if isinstance(length, int) and not isinstance(length, bool) and length > 0:
-            return min(length, config.max_position_embeddings)
-    return config.max_position_embeddings
+            return min(length, config.max_tokens)
+    return config.max_tokens
 
 
 def _optional_json(folder: Path, file: str) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ _INT_FIELDS = (
     "type_vocab_size",
 )
 _SUPPORTED = {
-    "model_type": ("bert",),
+    "model_type": ("bert", "roberta", "distilbert"),
     "hidden_act": ("gelu",),  # HuggingFace's "gelu" is the exact, erf-based GELU
     "position_embedding_type": ("absolute",),
 }
@@ -66,10 +66,23 @@ class BertConfig:
         known = {f.name for f in fields(cls)}
         # another architecture names its sizes differently: say so rather than "lacks vocab_size"
         _check_supported("model_type", raw.get("model_type", "bert"))
+        if raw.get("model_type") == "distilbert":
+            raw = _distilbert_fields(raw)
         missing = [name for name in _INT_FIELDS[:6] if name not in raw]
         if missing:
             raise ConfigError(f"{', '.join(missing)} missing", field=missing[0])
         return cls(**{key: value for key, value in raw.items() if key in known})
+
+    @property
+    def position_offset(self) -> int:
+        """The first position's row: RoBERTa numbers positions from pad_token_id + 1, as its
+        Fairseq origin did; BERT from 0."""
+        return self.pad_token_id + 1 if self.model_type == "roberta" else 0
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a sequence may have: the position rows from the offset on."""
+        return self.max_position_embeddings - self.position_offset
 
     @property
     def head_dim(self) -> int:
@@ -105,6 +118,13 @@ class BertConfig:
                 field="pad_token_id",
             )
 
+        if self.max_tokens < 1:
+            raise ConfigError(
+                f"max_position_embeddings={self.max_position_embeddings} leaves no position for "
+                f"a token: RoBERTa's start at pad_token_id + 1 = {self.position_offset}",
+                field="max_position_embeddings",
+            )
+
     def _check_supported(self) -> None:
         for name in _SUPPORTED:
             _check_supported(name, getattr(self, name))
@@ -116,6 +136,20 @@ def _check_supported(name: str, value: object) -> None:
         raise ConfigError(
             f"{name} {value!r} is not supported (supported: {', '.join(allowed)})", field=name
         )
+
+
+DISTILBERT_NAMES = {
+    "dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+    "hidden_dim": "intermediate_size", "activation": "hidden_act",
+}  # fmt: skip
+"""DistilBERT's config.json names for BERT's fields."""
+
+
+def _distilbert_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """DistilBERT's sizes under BERT's names: the same post-LayerNorm layers, without token
+    types (one type row, left at zero) and with its 1e-12 LayerNorm epsilon."""
+    fields_ = {DISTILBERT_NAMES.get(key, key): value for key, value in raw.items()}
+    return fields_ | {"type_vocab_size": 1, "layer_norm_eps": 1e-12}
 
 
 def _require_positive_int(name: str, value: object) -> None:

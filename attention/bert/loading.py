@@ -241,6 +241,9 @@ def load_hf_state_dict(model: BertModel, state: Mapping[str, Tensor]) -> tuple[s
     for module_name, hf_name in _plain_parameter_names(model).items():
         _copy_parameter(model.get_parameter(module_name), renamed, hf_name)
         used.add(hf_name)
+    if model.config.model_type == "distilbert":
+        with torch.no_grad():  # no token types: their one row adds nothing
+            model.embeddings.token_type_embeddings.weight.zero_()
     for index, layer in enumerate(model.layers):
         assert isinstance(layer, BertLayer)
         used |= _load_attention(layer, renamed, f"encoder.layer.{index}.attention.")
@@ -249,14 +252,37 @@ def load_hf_state_dict(model: BertModel, state: Mapping[str, Tensor]) -> tuple[s
 
 def _hf_key_map(keys: Iterator[str] | Mapping[str, object]) -> dict[str, str]:
     """HuggingFace's encoder name -> the checkpoint's: BertFor... heads nest the encoder under
-    ``bert.``, old checkpoints say gamma/beta for a LayerNorm's weight/bias."""
+    ``bert.`` (``roberta.``), old checkpoints say gamma/beta for a LayerNorm's weight/bias,
+    DistilBERT has names of its own."""
     names = {}
     for key in keys:
-        ours = key.removeprefix("bert.")
+        # DistilBERT's names (with or without its `distilbert.` prefix) never occur in BERT's
+        ours = _from_distilbert(key).removeprefix("bert.").removeprefix("roberta.")
         if ".LayerNorm." in ours:
             ours = ours.replace(".gamma", ".weight").replace(".beta", ".bias")
         names[ours] = key
     return names
+
+
+_DISTILBERT_PARTS = (
+    ("transformer.layer.", "encoder.layer."),
+    (".attention.q_lin.", ".attention.self.query."),
+    (".attention.k_lin.", ".attention.self.key."),
+    (".attention.v_lin.", ".attention.self.value."),
+    (".attention.out_lin.", ".attention.output.dense."),
+    (".sa_layer_norm.", ".attention.output.LayerNorm."),
+    (".ffn.lin1.", ".intermediate.dense."),
+    (".ffn.lin2.", ".output.dense."),
+    (".output_layer_norm.", ".output.LayerNorm."),
+)
+"""DistilBERT's names for BERT's tensors, part by part."""
+
+
+def _from_distilbert(key: str) -> str:
+    name = key.removeprefix("distilbert.")
+    for theirs, ours in _DISTILBERT_PARTS:
+        name = name.replace(theirs, ours)
+    return name
 
 
 def _plain_parameter_names(model: BertModel) -> dict[str, str]:
@@ -264,8 +290,9 @@ def _plain_parameter_names(model: BertModel) -> dict[str, str]:
     names = {
         "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
         "embeddings.position_embeddings.weight": "embeddings.position_embeddings.weight",
-        "embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
     }
+    if model.config.model_type != "distilbert":  # it has no token types: its one row stays 0
+        names["embeddings.token_type_embeddings.weight"] = "embeddings.token_type_embeddings.weight"
     names |= _weight_and_bias("embeddings.layer_norm", "embeddings.LayerNorm")
     for index in range(len(model.layers)):
         ours, theirs = f"layers.{index}.", f"encoder.layer.{index}."
@@ -343,8 +370,8 @@ def _max_length(folder: Path, config: BertConfig) -> int:
         settings = _optional_json(folder, file)
         length = None if settings is None else settings.get(key)
         if isinstance(length, int) and not isinstance(length, bool) and length > 0:
-            return min(length, config.max_position_embeddings)
-    return config.max_position_embeddings
+            return min(length, config.max_tokens)
+    return config.max_tokens
 
 
 def _optional_json(folder: Path, file: str) -> dict[str, Any] | None:

@@ -57,7 +57,8 @@ class BertEmbeddings(nn.Module):
     def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
         """(B, L) ids and token types -> (B, L, E)."""
         _, length = input_ids.shape
-        positions = torch.arange(length, device=input_ids.device)  # (L,)
+        offset = self.config.position_offset  # RoBERTa: padding_idx + 1
+        positions = torch.arange(offset, offset + length, device=input_ids.device)  # (L,)
         words = self.word_embeddings(input_ids)  # (B, L, E)
         types = self.token_type_embeddings(token_type_ids)  # (B, L, E)
         summed = words + types + self.position_embeddings(positions)[None]  # (B, L, E)
@@ -156,10 +157,9 @@ class BertModel(nn.Module):
                 field="input_ids",
             )
         _check_range("input_ids", input_ids, config.vocab_size)
-        if input_ids.shape[1] > config.max_position_embeddings:
+        if input_ids.shape[1] > config.max_tokens:
             raise InputError(
-                f"{input_ids.shape[1]} tokens exceed the model's "
-                f"{config.max_position_embeddings} positions",
+                f"{input_ids.shape[1]} tokens exceed the model's {config.max_tokens} positions",
                 field="input_ids",
             )
         for name, tensor in (

@@ -182,7 +182,7 @@ CASES: dict[str, tuple[Break, type[AttentionError], str]] = {
     "unsupported model_type": (
         _write("config.json", json.dumps({"model_type": "gpt2", "n_embd": 768}).encode()),
         ConfigError,
-        "model_type 'gpt2' is not supported (supported: bert)",
+        "model_type 'gpt2' is not supported (supported: bert, roberta, distilbert)",
     ),
     "unsupported activation": (_config(hidden_act="relu"), ConfigError, "hidden_act 'relu'"),
     "wrong tensor shape": (

@@ -49,7 +49,8 @@ def settle(page: Page, base_url: str) -> None:
 def desktop(page: Page, base_url: str) -> Path:
     """The first screen as it loads, one cell hovered."""
     settle(page, base_url)
-    page.locator("#heatmaps td[data-head='1'][data-query='2'][data-key='1']").hover()
+    page.locator("#heatmaps td[data-head='1'][data-query='0'][data-key='6']").hover()
+    page.evaluate("window.scrollTo(0, 0)")
     path = IMAGES / "explorer-desktop.png"
     page.screenshot(path=str(path))
     return path

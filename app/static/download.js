@@ -156,3 +156,43 @@ export function svgToPng(svg, ratio = 2) {
     image.src = url;
   });
 }
+
+/** A standalone SVG of a connections view: query tokens left, keys right, one line per weight. */
+export function connectionsSvg({ matrix, tokens, keyTokens, colour, title }) {
+  const row = 24;
+  const font = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
+  const longest = (labels) => Math.max(1, ...labels.map((l) => String(l).length)) * 7.5;
+  const left = 16 + longest(tokens);
+  const gap = 240;
+  const top = 80;
+  const textWidth = 32 + Math.max(title.length * 9, context.line.length * 6.6);
+  const width = Math.ceil(Math.max(left + gap + longest(keyTokens) + 32, textWidth));
+  const height = top + Math.max(tokens.length, keyTokens.length) * row + 16;
+  const max = Math.max(1e-9, ...matrix.flat().filter((w) => w !== null));
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${font}>`,
+    `<title>${escapeXml(title)}</title>`,
+    `<metadata>${escapeXml(JSON.stringify({ ...context.metadata, figure: title }))}</metadata>`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="16" y="24" font-size="16" font-weight="600" fill="#1b1f2a">${escapeXml(title)}</text>`,
+    `<text x="16" y="44" font-size="12" fill="#5b6275">${escapeXml(context.line)}</text>`,
+  ];
+  matrix.forEach((weights, i) => {
+    weights.forEach((w, j) => {
+      if (w === null || w <= 0) return;
+      const y1 = top + (i + 0.5) * row;
+      const y2 = top + (j + 0.5) * row;
+      parts.push(
+        `<line x1="${left + 8}" y1="${y1}" x2="${left + gap - 8}" y2="${y2}" stroke="${colour}" stroke-width="${(0.5 + 5 * (w / max)).toFixed(2)}" stroke-opacity="${(0.1 + 0.9 * (w / max)).toFixed(3)}"><title>${escapeXml(`${tokens[i]} → ${keyTokens[j]}: ${w}`)}</title></line>`,
+      );
+    });
+  });
+  tokens.forEach((t, i) => {
+    parts.push(`<text x="${left}" y="${top + (i + 0.5) * row + 4}" font-size="12" text-anchor="end" fill="#1b1f2a">${escapeXml(t)}</text>`);
+  });
+  keyTokens.forEach((t, j) => {
+    parts.push(`<text x="${left + gap}" y="${top + (j + 0.5) * row + 4}" font-size="12" fill="#1b1f2a">${escapeXml(t)}</text>`);
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}

@@ -5,6 +5,7 @@
 import { getSteps } from "./api.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ConfigForm } from "./form.js";
+import { ComparePanel } from "./panel-compare.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
 import { ModelPanel } from "./panel-model.js";
@@ -35,6 +36,7 @@ const layerSteps = new LayerSteps(() => form.apiKey());
 const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
+const compare = new ComparePanel($("panel-compare"));
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
@@ -155,7 +157,9 @@ function render() {
   setExportContext(state.data);
   renderLayerViews();
   if (pretrained) renderModelView();
-  search.show(allLayerViews());
+  const everyLayer = allLayerViews();
+  search.show(everyLayer);
+  compare.show(everyLayer);
   collapseFormOnce();
   // a pretrained result opens on its model view; the random model has none
   if (pretrained && !state.shownPretrained) tabs.select(tabs.byId("tab-model"));

@@ -4,6 +4,7 @@
 import { AVERAGE_COLOUR, headColour } from "./colors.js";
 import { renderConnections } from "./connections.js";
 import { fillHeadSelect, part } from "./dom.js";
+import { connectionsSvg, downloadButtons } from "./download.js";
 import { averageOf, layerPrefix } from "./view-model.js";
 
 export class ConnectionsPanel {
@@ -16,6 +17,7 @@ export class ConnectionsPanel {
     this.lines = part(container, "lines");
     this.caption = part(container, "caption");
     this.readout = part(container, "readout");
+    this.exports = part(container, "exports");
     this.view = null;
     this.select.addEventListener("change", () => {
       this.draw();
@@ -52,14 +54,15 @@ export class ConnectionsPanel {
     const name = isAverage
       ? `${prefix}${prefix ? "average" : "Average"} of ${view.attention.length} heads`
       : `${prefix}${prefix ? "head" : "Head"} ${h}`;
-    renderConnections(this.lines, {
+    const drawn = {
       matrix: isAverage ? averageOf(view.attention) : view.attention[h],
       tokens: view.tokens,
       keyTokens: view.keyTokens,
       colour: isAverage ? AVERAGE_COLOUR : headColour(h),
-      name,
-      readout: this.readout,
-    });
+    };
+    renderConnections(this.lines, { ...drawn, name, readout: this.readout });
+    const title = `Connections, ${name}`;
+    this.exports.replaceChildren(downloadButtons(title, () => connectionsSvg({ ...drawn, title })));
     this.caption.textContent = `${name}: each query token (left) linked to every key token (right); line weight = attention weight.`;
     this.readout.textContent = "";
   }

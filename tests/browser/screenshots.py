@@ -3,7 +3,8 @@
 Starts the real server, loads the page for the default sentence in Debian's Chromium and writes
 docs/img/explorer-desktop.png (the first screen, 1280 × 900), docs/img/explorer-mobile.png (the
 first screen of a 390 px phone), docs/img/explorer-tour.png (the tour's last step),
-docs/img/explorer-steps.png (the score steps on one scale) and, when the service serves a
+docs/img/explorer-steps.png (the score steps on one scale), docs/img/explorer-pipeline.png (the
+pipeline strip, one query followed) and, when the service serves a
 pretrained model, docs/img/explorer-model-view.png (its model view, 1280 wide) and
 docs/img/explorer-search.png (its heads ranked by the weight "who" gives "man").
 Not a test (pytest does not collect it): the images change only when someone runs it.
@@ -48,7 +49,8 @@ def settle(page: Page, base_url: str) -> None:
 def desktop(page: Page, base_url: str) -> Path:
     """The first screen as it loads, one cell hovered."""
     settle(page, base_url)
-    page.locator("#heatmaps td[data-head='1'][data-query='2'][data-key='1']").hover()
+    page.locator("#heatmaps td[data-head='1'][data-query='0'][data-key='6']").hover()
+    page.evaluate("window.scrollTo(0, 0)")
     path = IMAGES / "explorer-desktop.png"
     page.screenshot(path=str(path))
     return path
@@ -87,6 +89,16 @@ def steps(page: Page, base_url: str) -> Path:
     y = top["y"] - 12
     clip = {"x": 0, "y": y, "width": 1280, "height": bottom["y"] + bottom["height"] + 12 - y}
     page.screenshot(path=str(path), full_page=True, clip=clip)
+    return path
+
+
+def pipeline(page: Page, base_url: str) -> Path:
+    """The pipeline strip with "who" followed through head 0."""
+    settle(page, base_url)
+    page.click("#tab-steps")
+    page.select_option("#trace-query", "2")
+    path = IMAGES / "explorer-pipeline.png"
+    page.locator("#pipeline").screenshot(path=str(path))
     return path
 
 
@@ -147,6 +159,7 @@ def main() -> None:
         print(mobile(narrow, server.base_url))
         print(tour(browser.new_page(viewport={"width": 1280, "height": 900}), server.base_url))
         print(steps(browser.new_page(viewport={"width": 1280, "height": 900}), server.base_url))
+        print(pipeline(browser.new_page(viewport={"width": 1280, "height": 900}), server.base_url))
         name = pretrained_name(server.base_url)
         if name:
             model = browser.new_page(viewport={"width": 1280, "height": 900})

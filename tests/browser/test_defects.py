@@ -205,6 +205,17 @@ def test_exports_carry_the_model_and_seed_and_keep_their_subtitle(
     with page.expect_download() as step_download:
         page.click("#steps article[data-step=scores] button[data-download=svg]")
     assert step_download.value.suggested_filename.startswith("attention-random-seed0-scores")
+    # and the connections view
+    page.click("#tab-connections")
+    with page.expect_download() as lines_download:
+        page.click("#conn-exports button[data-download=svg]")
+    lines_name = lines_download.value.suggested_filename
+    assert lines_name == "attention-random-seed0-connections-head-0.svg"
+    lines_path = artifacts / lines_name
+    lines_download.value.save_as(lines_path)
+    lines_svg = lines_path.read_text()
+    assert lines_svg.count("<line") == 100  # 10 × 10 weights, all positive
+    assert "seed 0" in lines_svg
 
 
 def test_the_axis_notes_and_the_cells_pass_the_contrast_check(

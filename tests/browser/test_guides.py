@@ -291,3 +291,29 @@ def test_the_pipeline_strip_shows_the_real_shapes_and_follows_one_query(
     page.locator("#pipeline .strip-box[data-step=attention]").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#steps article[data-step=attention]")).to_be_in_viewport()
+
+
+def test_compare_shows_two_heads_and_their_difference_with_the_keyboard(
+    page: Page, live_server: RunningServer
+) -> None:
+    attention = post(live_server.base_url, request_body())["results"][0]["attention"]
+    assert open_explorer(page, live_server.base_url) == "ready"
+    page.locator("#tab-steps").click()
+    page.keyboard.press("ArrowRight")  # the tabs' arrow keys reach Compare
+    expect(page.locator("#tab-compare")).to_have_attribute("aria-selected", "true")
+    page.locator("#compare-a").focus()
+    page.select_option("#compare-a", "0:1")
+    page.select_option("#compare-b", "0:3")
+    cards = page.locator("#compare-maps figure")
+    expect(cards).to_have_count(3)
+    expect(cards.nth(0).locator("h3")).to_contain_text("A: Head 1")
+    expect(cards.nth(1).locator("h3")).to_contain_text("B: Head 3")
+    raw = page.locator("#compare-maps figure[data-kind=difference] td[role=gridcell]").evaluate_all(
+        "cs => cs.map(c => Number(c.dataset.value))"
+    )
+    head_a, head_b = attention[1], attention[3]
+    expected = [
+        a - b for ra, rb in zip(head_a, head_b, strict=True) for a, b in zip(ra, rb, strict=True)
+    ]
+    assert raw == pytest.approx(expected, abs=1e-9)
+    assert_accessible(page, "the Compare tab")

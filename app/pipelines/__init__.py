@@ -3,7 +3,8 @@
     POST /attention ─▶ parse ─▶ pipeline_for(request)
         ─▶ prepare: the family's checks and its cost estimate, before any tensor (event loop)
         ─▶ admission: a slot and the estimate's bytes in the memory budget
-        ─▶ work: run, cut per sequence, encode (a worker thread)
+        ─▶ work: run, cut per sequence, encode (a worker thread; the event loop itself for
+           the smallest, `Prepared.inline`)
 
 Every pipeline has the same small interface, `prepare(request, context) -> Prepared`; adding a
 model family is adding a package here with one (docs/architecture.md).

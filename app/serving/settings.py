@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Deadline of one computation (504)")
     inline_max_bytes: int = Field(
-        256 * 1024, ge=0, description="A random-model request whose answer is estimated at most "
-        "this size is computed on the event loop when a slot is free, without the hand-off to a "
-        "thread (it costs more than such a computation); 0 = never",
+        256 * 1024, ge=0, description="A random-model request whose whole estimated peak memory "
+        "(computation and answer) is at most this size is computed on the event loop when a slot "
+        "is free, without the hand-off to a thread (it costs more than such a computation); "
+        "0 = never",
     )  # fmt: skip
 
     # memory, per worker (docs/reliability.md: the memory model)

@@ -13,7 +13,7 @@ from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
-from app.pipelines.cost import check_estimate
+from app.pipelines.cost import allocator_slack_bytes, check_estimate
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
@@ -62,7 +62,9 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         results = cut_results(result, labels, config, request.output, shapers)
         return encode_answer(request, results, resolved_config(request, config), context, computing)
 
-    inline = cached and estimate.response_bytes <= settings.inline_max_bytes
+    # the whole estimated peak, not only the answer: a long sequence with a small answer is
+    # still a long computation, which must not hold the event loop
+    inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
     return Prepared(work, estimate, inline)
 
 

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from app.http.schemas import OutputOptions
-from attention import InputError
-from attention.results import KeyColumns
+from attention import AttentionConfig, InputError
+from attention.results import KeyColumns, key_columns
 from attention.shaping import Shaped, Shaping, WeightsShaper, check_shaping
 
 Array = np.ndarray[Any, Any]
@@ -92,6 +92,26 @@ def weights_shapers(
         WeightsShaper(shaping, heads, length, keys)
         for shaping, length, keys in zip(shapings, query_lengths, key_counts, strict=True)
     ]
+
+
+def batch_shapers(
+    shapings: list[Shaping] | None,
+    options: OutputOptions,
+    config: AttentionConfig,
+    query_lengths: Sequence[int],
+    key_lengths: Sequence[int],
+) -> tuple[list[WeightsShaper] | None, BatchSink | None]:
+    """The random model's shapers, one per sequence, and the sink that feeds them block by
+    block when the pass runs in blocks (None: the dense weights are shaped after the pass)."""
+    if shapings is None:
+        return None, None
+    keys = [length + config.extra_keys for length in key_lengths]
+    shapers = weights_shapers(shapings, config.num_heads, query_lengths, keys)
+    if not computes_in_blocks(options):
+        return shapers, None
+    longest = max(key_lengths)
+    columns = [key_columns(length, longest, config.extra_keys) for length in key_lengths]
+    return shapers, BatchSink(shapers, columns)
 
 
 class BatchSink:

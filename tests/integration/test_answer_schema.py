@@ -30,6 +30,17 @@ ANSWERS: dict[str, dict[str, Any]] = {
         "config": {"d_model": 8, "num_heads": 2},
         "output": {"attention": "none", "precision": 3},
     },
+    "random, shaped: heads, queries, top_k and pool": {
+        "text": "The man who passes the sentence should swing",
+        "config": {"d_model": 8, "num_heads": 2},
+        "output": {"heads": [1], "queries": {"start": 1, "stop": 5}, "top_k": 3, "pool": 2},
+    },
+    "pretrained, shaped: average, a list of queries, top_k": {
+        "model": "all-minilm-l6-v2",
+        "text": "The man who passes",
+        "layers": [1],
+        "output": {"attention": "average", "queries": [0, 2], "top_k": 2},
+    },
     "pretrained, layers, steps, analysis and embedding": {
         "model": "all-minilm-l6-v2",
         "text": ["The man who passes", "the sword"],

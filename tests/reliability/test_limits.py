@@ -25,13 +25,13 @@ def tokens(count: int) -> list[int]:
 LIMITS: list[tuple[str, dict[str, Any], str]] = [
     (
         "tokens",
-        {"sequences": [tokens(2049)]},
-        "tokens per sequence is 2,049, over the limit max_tokens=2,048",
+        {"sequences": [tokens(32_769)]},
+        "tokens per sequence is 32,769, over the limit max_tokens=32,768",
     ),
     (
         "keys",
-        {"sequences": [tokens(4)], "key_sequences": [tokens(2049)]},
-        "keys per sequence is 2,049, over the limit max_tokens=2,048",
+        {"sequences": [tokens(4)], "key_sequences": [tokens(32_769)]},
+        "keys per sequence is 32,769, over the limit max_tokens=32,768",
     ),
     ("batch", {"sequences": [[1]] * 65}, "batch size is 65, over the limit max_batch=64"),
     (

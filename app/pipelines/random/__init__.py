@@ -18,14 +18,8 @@ from app.pipelines.random.cost import check_limits, check_module, random_estimat
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
-from app.pipelines.shaping import (
-    BatchSink,
-    checked_shapings,
-    computes_in_blocks,
-    weights_shapers,
-)
+from app.pipelines.shaping import batch_shapers, checked_shapings
 from attention import AttentionConfig, InputError, resolve_dtype
-from attention.results import key_columns
 
 ADVICE = (
     "ask for output.top_k or output.pool, fewer heads or queries, fewer steps, attention "
@@ -50,14 +44,8 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     def work() -> Body:
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
-        shapers, sink = None, None
-        if shapings is not None:
-            keys = [length + config.extra_keys for length in labels.key_lengths]
-            shapers = weights_shapers(shapings, config.num_heads, labels.query_lengths, keys)
-            if computes_in_blocks(request.output):
-                longest = max(labels.key_lengths)
-                columns = [key_columns(n, longest, config.extra_keys) for n in labels.key_lengths]
-                sink = BatchSink(shapers, columns)
+        shapers, sink = batch_shapers(shapings, request.output, config, labels.query_lengths,
+                                      labels.key_lengths)  # fmt: skip
         result = run_model(request, labels, model, explicit_layer(request, model), sink)
         results = cut_results(result, labels, config, request.output, shapers)
         return encode_answer(request, results, resolved_config(request, config), context, computing)

@@ -25,7 +25,7 @@ from attention_client.errors import ClientError, error_for
 MSGPACK = "application/msgpack"
 REQUEST_FIELDS = frozenset({
     "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
-    "key_padding_mask", "attn_mask", "parameters", "model", "layers",
+    "key_padding_mask", "attn_mask", "parameters", "model", "layers", "generate",
 })  # fmt: skip
 CONFIG_FIELDS = frozenset({
     "d_model", "num_heads", "num_kv_heads", "kdim", "vdim", "bias", "add_bias_kv",

@@ -21,6 +21,13 @@ from tests.support.server import RunningServer
 pytestmark = pytest.mark.integration
 
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
+# Every warning but validation_mismatch: most generated bodies break a rule JSON Schema cannot
+# say (exactly one of sequences, text or embeddings; shaping needs weights; a layer the model
+# has), so they are rightly 422s, which that warning counts against the schema
+WARNINGS = (
+    "missing_auth,missing_test_data,base_url_mismatch,missing_deserializer,unused_openapi_auth,"
+    "unsupported_regex,method_not_allowed,unresolvable_reference"
+)
 ST = (sys.executable, "-m", "schemathesis.cli")  # `st`, in this interpreter
 
 
@@ -35,6 +42,7 @@ def test_every_operation_conforms_to_the_schema(
         "--seed", "20240601",
         "--workers", "1",
         "--request-timeout", "30",
+        "--warnings", WARNINGS,
     ]  # fmt: skip
     result = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False

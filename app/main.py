@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -32,6 +33,7 @@ from app.serving import metrics
 from app.serving.settings import Settings, get_settings
 
 STATIC = Path(__file__).parent / "static"
+GIL_SWITCH_INTERVAL_S = 0.001
 logger = logging.getLogger("app")
 
 DESCRIPTION = """Multi-head attention, every step observable: send token sequences, text or
@@ -81,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.service
     torch.set_num_threads(torch_threads(service.settings))
+    # the event loop (probes, parsing, every other request) asks for the GIL between the
+    # computing threads' Python steps; Python's 5 ms switch interval made it wait up to 5 ms
+    # for each of the many times it needs the GIL to answer (docs/reliability.md, the soak)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     restore = drain_on_sigterm(service)
     await asyncio.to_thread(service.pretrained.preload)  # ready only once the model is loaded
     service.started = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.http.errors import TooLarge
-from app.http.schemas import AttentionRequest
+from app.http.schemas import MAX_VOCAB, AttentionRequest
 from app.pipelines.cost import (
     ITEM_BYTES,
     LABEL_OVERHEAD_BYTES,
@@ -25,6 +25,7 @@ from attention.cost import (
     returned_elements,
 )
 
+ID_DIGITS = len(str(MAX_VOCAB - 1))  # the widest token id the schema lets through
 BUILD_ITEM_BYTES = 4  # modules are drawn in float32, then converted: both copies live at once
 
 
@@ -104,12 +105,19 @@ def random_estimate(
     return peak_estimate(item, dims, built=built, forward=computed, held=returned, answer=answer)
 
 
+def _label_characters(sequence: list[str] | list[int]) -> int:
+    """Characters of a sequence's labels, at C speed: ids are below 2^24, at most 8 digits."""
+    if sequence and isinstance(sequence[0], str):
+        return sum(map(len, sequence))
+    return ID_DIGITS * len(sequence)
+
+
 def _label_bytes(request: AttentionRequest) -> int:
     """Token labels are echoed twice (tokens and key_tokens)."""
     characters = 0
     for sequences in (request.sequences, request.key_sequences):
         for sequence in sequences or ():
-            characters += sum(len(str(token)) + LABEL_OVERHEAD_BYTES for token in sequence)
+            characters += LABEL_OVERHEAD_BYTES * len(sequence) + _label_characters(sequence)
     if request.text is not None:
         texts = [request.text] if isinstance(request.text, str) else request.text
         # at most one token a character

@@ -19,11 +19,10 @@ from app.pipelines.cost import check_estimate
 from app.pipelines.decoder.checks import (
     check_decoder_limits,
     check_decoder_request,
-    tokenize_request,
 )
 from app.pipelines.decoder.cost import decoder_estimate
 from app.pipelines.decoder.run import run_decoder
-from app.pipelines.encoder.checks import resolve_layers
+from app.pipelines.encoder.checks import resolve_layers, tokenize_request
 from app.pipelines.models import Decoder
 
 
@@ -33,7 +32,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     decoder = await asyncio.to_thread(library.get, request.model)  # loaded once, on first use
     config = decoder.info.config
     layers = resolve_layers(request, config.num_layers)
-    batch = await asyncio.to_thread(tokenize_request, request, decoder)
+    batch = await asyncio.to_thread(tokenize_request, request, decoder.tokenizer)
     check_decoder_limits(request, batch, decoder, context.service.settings)
     estimate = decoder_estimate(request, batch, config, layers, context.media_type)
     check_estimate(estimate, context.service.settings, "ask for fewer layers, steps or tokens")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import at_most
-from app.pipelines.encoder.checks import check_pretrained_request
+from app.pipelines.encoder.checks import check_batch_sizes, check_pretrained_request
 from app.pipelines.models import Decoder
 from app.serving.settings import Settings
 from attention import InputError
@@ -42,31 +42,22 @@ def check_decoder_request(request: AttentionRequest) -> None:
         raise InputError(f"generate continues one text; got {count} sequences", field="generate")
 
 
-def tokenize_request(request: AttentionRequest, decoder: Decoder) -> TokenizedBatch:
-    tokenizer = decoder.tokenizer
-    if request.sequences is not None:
-        return tokenizer.encode_words([[str(t) for t in seq] for seq in request.sequences])
-    text = request.text
-    return tokenizer.encode([text] if isinstance(text, str) else list(text or []))
-
-
 def check_decoder_limits(
     request: AttentionRequest, batch: TokenizedBatch, decoder: Decoder, settings: Settings
 ) -> None:
-    lengths = batch.lengths
-    at_most("batch size", len(lengths), settings.max_batch, "max_batch")
-    at_most("tokens per sequence", max(lengths), settings.max_tokens, "max_tokens")
+    check_batch_sizes(batch, settings)
     if request.generate is None:
         return
+    prompt = batch.lengths[0]  # generate continues one text
     new = request.generate.max_new_tokens
     at_most("generate.max_new_tokens", new, settings.max_new_tokens, "max_new_tokens")
     at_most(
         "the context (prompt tokens + generate.max_new_tokens)",
-        lengths[0] + new, settings.max_context_tokens, "max_context_tokens",
+        prompt + new, settings.max_context_tokens, "max_context_tokens",
     )  # fmt: skip
-    if lengths[0] >= decoder.info.config.max_positions:
+    if prompt >= decoder.info.config.max_positions:
         raise InputError(
-            f"the prompt has {lengths[0]} tokens: the model's {decoder.info.config.max_positions} "
+            f"the prompt has {prompt} tokens: the model's {decoder.info.config.max_positions} "
             "positions leave no room to generate",
             field="text",
         )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate, at_most, check_estimate
-from app.pipelines.encoder.registry import Pretrained
 from app.serving.settings import Settings
 from attention import STEPS, InputError
-from attention.bert import TokenizedBatch
+from attention.bert import TokenizedBatch, WordPieceTokenizer
 
 UNSUPPORTED_INPUTS = (
     "embeddings", "key_sequences", "key_embeddings", "value_embeddings", "key_padding_mask",
@@ -57,8 +56,8 @@ def resolve_layers(request: AttentionRequest, num_layers: int) -> list[int]:
     return list(dict.fromkeys(request.layers))
 
 
-def tokenize_request(request: AttentionRequest, pretrained: Pretrained) -> TokenizedBatch:
-    tokenizer = pretrained.tokenizer
+def tokenize_request(request: AttentionRequest, tokenizer: WordPieceTokenizer) -> TokenizedBatch:
+    """The request's words or text as the folder's tokenizer splits them (every family)."""
     if request.sequences is not None:
         words = [[str(token) for token in sequence] for sequence in request.sequences]
         return tokenizer.encode_words(words)
@@ -66,12 +65,16 @@ def tokenize_request(request: AttentionRequest, pretrained: Pretrained) -> Token
     return tokenizer.encode([text] if isinstance(text, str) else list(text or []))
 
 
-def check_pretrained_limits(
-    request: AttentionRequest, batch: TokenizedBatch, estimate: Estimate, settings: Settings
-) -> None:
+def check_batch_sizes(batch: TokenizedBatch, settings: Settings) -> None:
     lengths = batch.lengths
     at_most("batch size", len(lengths), settings.max_batch, "max_batch")
     at_most("tokens per sequence", max(lengths), settings.max_tokens, "max_tokens")
+
+
+def check_pretrained_limits(
+    request: AttentionRequest, batch: TokenizedBatch, estimate: Estimate, settings: Settings
+) -> None:
+    check_batch_sizes(batch, settings)
     check_estimate(
         estimate,
         settings,

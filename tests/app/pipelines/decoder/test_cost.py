@@ -10,9 +10,9 @@ import torch
 
 from app.http.encoding import JSON, MSGPACK, encode
 from app.http.schemas import AttentionRequest
-from app.pipelines.decoder.checks import tokenize_request
 from app.pipelines.decoder.cost import decoder_estimate
 from app.pipelines.decoder.run import run_decoder
+from app.pipelines.encoder.checks import tokenize_request
 from app.pipelines.models import ModelLibrary
 from tests.support.tiny_decoder import write_tiny_decoder
 
@@ -43,7 +43,7 @@ def test_the_estimate_covers_the_answer(
     request = AttentionRequest.model_validate({"model": "tiny", **fields})
     decoder = library.get("tiny")
     layers = [0, 1] if request.layers == "all" else request.layers
-    batch = tokenize_request(request, decoder)
+    batch = tokenize_request(request, decoder.tokenizer)
     estimate = decoder_estimate(request, batch, decoder.info.config, layers, media_type)
     results = run_decoder(request, decoder, batch, layers)
     answer = encode({"results": results, "config": {}, "meta": {}}, media_type, None)
@@ -58,7 +58,7 @@ def test_more_new_tokens_cost_more(library: ModelLibrary) -> None:
         request = AttentionRequest.model_validate(
             {"model": "tiny", "text": "the king", "generate": {"max_new_tokens": new}}
         )
-        batch = tokenize_request(request, decoder)
+        batch = tokenize_request(request, decoder.tokenizer)
         config = decoder.info.config
         return decoder_estimate(request, batch, config, [0, 1], JSON).peak_bytes
 

@@ -6,6 +6,8 @@ import { getSteps } from "./api.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ConfigForm } from "./form.js";
 import { ComparePanel } from "./panel-compare.js";
+import { isDecoder, maskDecoderAnswer } from "./decoder-view.js";
+import { GeneratePanel } from "./panel-generate.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
 import { ModelPanel } from "./panel-model.js";
@@ -37,6 +39,10 @@ const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
 const compare = new ComparePanel($("panel-compare"));
+const generate = new GeneratePanel($("panel-generate"), {
+  apiKey: () => form.apiKey(),
+  onHidden: (tab) => tabs.isSelected(tab) && tabs.select(tabs.byId("tab-heads")),
+});
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
@@ -57,6 +63,8 @@ const computation = new Computation({
   parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary") },
   onResult: () => {
     layerSteps.reset(state.body);
+    const decoder = form.modelEntry(state.body.model);
+    if (isDecoder(decoder)) maskDecoderAnswer(state.data, decoder);
     if (pendingView) restoreView(pendingView);
     render();
     if (pendingView) restoreViewAfter(pendingView);
@@ -164,6 +172,7 @@ function render() {
   // a pretrained result opens on its model view; the random model has none
   if (pretrained && !state.shownPretrained) tabs.select(tabs.byId("tab-model"));
   if (!pretrained && tabs.isSelected(tabs.byId("tab-model"))) tabs.select(tabs.byId("tab-heads"));
+  generate.show(isDecoder(form.modelEntry(state.body.model)) ? state.body : null);
   state.shownPretrained = pretrained;
   $("download-json").disabled = false;
 }
@@ -210,7 +219,7 @@ function collapseFormOnce() {
 /** What the tour does on the page. */
 const tourPage = {
   async ensureSeed() {
-    const onSeed = $("text").value.trim() === SEED_SENTENCE && form.chosenModel().kind !== "pretrained";
+    const onSeed = $("text").value.trim() === SEED_SENTENCE && form.chosenModel().kind === "seeded";
     if (onSeed && state.data) return;
     $("text").value = SEED_SENTENCE;
     $("model").value = "random";

@@ -10,8 +10,12 @@ import { weightScale } from "./view-model.js";
 const ROLLOUT_EXPLAIN =
   "How much each token’s final vector (row) draws on each input token (column): every layer’s heads averaged, the residual connection added as ½(A + I), the layers multiplied (Abnar &amp; Zuidema, 2020). Always in WordPieces.";
 
+/** A decoder's answer has no analysis (rollout, words, special-token shares): the encoder's only. */
+const ENCODER_ONLY = "Computed for the BERT encoder only: a decoder’s answer has no rollout and no [CLS] or [SEP].";
+
 function rolloutFigure(result, total) {
   const rollout = result.analysis?.rollout;
+  if (!result.analysis) return note(`Attention rollout: ${ENCODER_ONLY}`);
   if (!Array.isArray(rollout) || !rollout.length) return note("The response holds no attention rollout.");
   const tokens = result.tokens;
   const scale = weightScale(rollout);
@@ -78,7 +82,7 @@ export class ModelPanel {
     const all = layers.map((v) => v.attention);
     const scale = weightScale(all);
     this.part("legend").replaceChildren(renderLegend(scale, "Attention weight (one scale for every thumbnail)"));
-    const unit = layers[0]?.words ? "words" : "WordPieces";
+    const unit = layers[0]?.words ? "words" : result.analysis ? "WordPieces" : "tokens";
     const n = layers[0]?.tokens.length ?? 0;
     this.part("grid-sub").textContent = `${layers.length} layers × ${all[0]?.length ?? 0} heads, each ${n} × ${n} ${unit}. The ringed one is open below.`;
     const table = this.part("grid");
@@ -95,7 +99,7 @@ export class ModelPanel {
     this.part("shares").replaceChildren(
       ...(shares.length
         ? shares.map(([token, values]) => shareFigure(result, token, values))
-        : [note("The response holds no special-token shares.")]),
+        : [note(result.analysis ? "The response holds no special-token shares." : `Special-token shares: ${ENCODER_ONLY}`)]),
     );
   }
 

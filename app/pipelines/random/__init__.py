@@ -12,14 +12,14 @@ from typing import Any
 from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
-from app.pipelines.answer import encode_answer
+from app.pipelines.answer import Array, encode_answer, numpy
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
 from app.pipelines.shaping import batch_shapers, checked_shapings
-from attention import AttentionConfig, InputError, resolve_dtype
+from attention import AttentionConfig, InputError, MultiHeadAttention, resolve_dtype
 
 ADVICE = (
     "ask for output.top_k or output.pool, fewer heads or queries, fewer steps, attention "
@@ -46,14 +46,23 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         computing = time.perf_counter()
         shapers, sink = batch_shapers(shapings, request.output, config, labels.query_lengths,
                                       labels.key_lengths)  # fmt: skip
-        result = run_model(request, labels, model, explicit_layer(request, model), sink)
+        layer = explicit_layer(request, model)
+        result = run_model(request, labels, model, layer, sink)
         results = cut_results(result, labels, config, request.output, shapers)
-        return encode_answer(request, results, resolved_config(request, config), context, computing)
+        resolved = resolved_config(request, config)
+        weights = layer_parameters(layer or model.attention) if request.output.parameters else None
+        return encode_answer(request, results, resolved, context, computing, weights)
 
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
     inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
     return Prepared(work, estimate, inline)
+
+
+def layer_parameters(layer: MultiHeadAttention) -> dict[str, Array]:
+    """The layer's own state dict, the request's `parameters` layout (counted in the estimate:
+    layer_parameter_count)."""
+    return {name: numpy(tensor) for name, tensor in layer.state_dict().items()}
 
 
 def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:

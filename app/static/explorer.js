@@ -37,7 +37,7 @@ const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
 const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
-const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
+const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead, strip: $("pipeline"), onStep: () => tabs.select(tabs.byId("tab-steps")) });
 const compare = new ComparePanel($("panel-compare"));
 const generate = new GeneratePanel($("panel-generate"), {
   apiKey: () => form.apiKey(),
@@ -80,7 +80,8 @@ function renderLayerViews() {
   connections.show(view, state.head);
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
-  steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);
+  const parameters = state.data.parameters ?? null; // the random model's weights
+  steps.show({ pretrained: view.pretrained, result, config, parameters, heads: stepHeadCount(result, view), ...layered }, state.head);
 }
 
 /** A head was chosen in one view (Connections, Steps, the model grid): every view follows. */

@@ -96,7 +96,8 @@ export class ConfigForm {
     }
     config.positional_encoding = this.part("positional_encoding").value;
     config.causal = this.part("causal").checked;
-    const output = { attention: "per_head", steps: "all", precision: 4, metrics: true };
+    // parameters: the layer's W_Q, W_K, W_V, W_O, opened from the pipeline strip
+    const output = { attention: "per_head", steps: "all", precision: 4, metrics: true, parameters: true };
     return { body: { text, config, output }, errors };
   }
 

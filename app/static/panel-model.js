@@ -3,6 +3,8 @@
 
 import { formatNumber, makeScale, renderLegend } from "./colors.js";
 import { note, part } from "./dom.js";
+import { downloadButtons } from "./download.js";
+import { gridSvg } from "./figure-svg.js";
 import { headCard } from "./head-card.js";
 import { markSelection, matrixFigure, renderLayerMetrics, renderModelGrid } from "./model-view.js";
 import { weightScale } from "./view-model.js";
@@ -60,6 +62,19 @@ function shareFigure(result, token, values) {
   return figure;
 }
 
+/** The SVG / PNG buttons of the whole grid: every layer and head shown, on their one scale. */
+function gridExports(layers, scale, unit) {
+  const first = layers[0]?.layer ?? 0;
+  const last = layers[layers.length - 1]?.layer ?? 0;
+  const heads = layers[0]?.attention.length ?? 0;
+  const name = `layers ${first}-${last} x heads 0-${heads - 1}`;
+  const title = `Layers ${first}–${last} × heads 0–${heads - 1}`;
+  const tokens = layers[0]?.tokens ?? [];
+  const subtitle = `${tokens.length} ${unit}: ${tokens.join(" ")}`;
+  const entries = layers.map((v) => ({ layer: v.layer, attention: v.attention }));
+  return downloadButtons(name, () => gridSvg({ layers: entries, scale, title, subtitle }));
+}
+
 export class ModelPanel {
   /**
    * `container`: the panel, holding the legend, grid-sub, grid, grid-readout, metrics-title,
@@ -88,6 +103,7 @@ export class ModelPanel {
     const table = this.part("grid");
     const fresh = table.cloneNode(false); // drops the old listeners with the old cells
     table.replaceWith(fresh);
+    this.part("grid-exports").replaceChildren(gridExports(layers, scale, unit));
     renderModelGrid(fresh, {
       layers: layers.map((v) => ({ layer: v.layer, attention: v.attention, metrics: v.metrics, shares: v.shares })),
       scale,

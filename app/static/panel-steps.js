@@ -10,13 +10,18 @@ export class StepsPanel {
   /**
    * `container`: the panel, holding the head, layer-note and steps parts. `loader`: the steps of a
    * pretrained model's layers (cached(position), isLoading(position), load(position, layer)).
+   * `strip`: the pipeline strip's element (at the top of the results); onStep(): one of its boxes
+   * was chosen, before the panel scrolls to that step (the caller shows the panel).
    */
-  constructor(container, loader, { onHead = () => {} } = {}) {
+  constructor(container, loader, { onHead = () => {}, strip, onStep = () => {} } = {}) {
     this.container = container;
     this.select = part(container, "head");
     this.shareScores = part(container, "share-scores");
-    this.strip = new PipelineStrip(part(container, "pipeline"), {
-      onOpen: (name) => this.steps.querySelector(`[data-step="${name}"]`)?.scrollIntoView({ block: "start" }),
+    this.strip = new PipelineStrip(strip ?? part(container, "pipeline"), {
+      onOpen: (name) => {
+        onStep();
+        this.steps.querySelector(`[data-step="${name}"]`)?.scrollIntoView({ block: "start" });
+      },
     });
     this.layerNote = part(container, "layer-note");
     this.steps = part(container, "steps");
@@ -96,7 +101,8 @@ export class StepsPanel {
     const heads = config.num_heads ?? this.view.heads;
     const kvCount = steps?.k?.length ?? config.num_kv_heads ?? heads;
     const kvHead = Math.floor((head * kvCount) / heads);
-    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead });
+    const { parameters, layer } = this.view;
+    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead, config, parameters, layer });
   }
 
   async fetch({ position, layer }) {

@@ -1,11 +1,15 @@
-// The pipeline strip above the tabs: the lecture's flow (embedded position layer → Q, K, V →
-// Q×Kᵀ → ÷√d_k → mask → softmax → ×V → concat → linear) as buttons, each with the real shape
-// of its step and what it means (from GET /steps); a click opens that step in the Steps tab. Below
-// it, one query token followed through the head chosen everywhere, with its actual numbers.
+// The pipeline strip at the top of the results: the lecture's flow (embedded position layer → Q,
+// K, V → Q×Kᵀ → ÷√d_k → mask → softmax → ×V → concat → linear) as buttons, each with the real
+// shape of its step and what it means (from GET /steps); a click opens that step in the Steps tab.
+// Under it, the linear layers' weights (the random model's) and one query token followed through
+// the head chosen everywhere, with its actual numbers. The strip downloads as SVG or PNG.
 
 import { formatNumber } from "./colors.js";
 import { el, part } from "./dom.js";
+import { downloadButtons } from "./download.js";
+import { stripSvg } from "./figure-svg.js";
 import { shapeLabel, shapeOf } from "./view-model.js";
+import { WeightsView } from "./weights-view.js";
 
 /** The boxes of the strip, in order: a label and the step (or steps) each stands for. */
 const BOXES = [
@@ -36,6 +40,9 @@ export class PipelineStrip {
     this.onOpen = onOpen;
     this.registry = new Map(); // GET /steps: name -> {shape, meaning}
     this.data = null;
+    this.weights = new WeightsView(part(container, "weight-buttons"), part(container, "weights"));
+    this.exports = part(container, "exports");
+    this.parameters = undefined; // the weights drawn, redrawn only when a new answer brings others
     this.query.addEventListener("change", () => this.drawTrace());
   }
 
@@ -46,23 +53,44 @@ export class PipelineStrip {
   }
 
   /**
-   * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead}; steps may be
-   * missing (a pretrained model's come with the Steps tab): the strip then shows shape names only.
+   * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead, config, parameters
+   * (the random model's weights, or null), layer (a pretrained model's, or undefined)}; steps may
+   * be missing (a pretrained model's come with the Steps tab): the strip then shows shape names.
    */
   draw(data) {
     this.data = data;
     this.boxes.replaceChildren(...BOXES.map((box, k) => this.box(box, k)));
+    this.exports.replaceChildren(downloadButtons(this.figureName(), () => this.svg()));
+    if (data.parameters !== this.parameters) this.weights.show(data.parameters ?? null, data.config ?? {});
+    this.parameters = data.parameters;
     const previous = this.query.value;
     this.query.replaceChildren(...data.tokens.map((t, i) => new Option(`${i} ${t}`, String(i))));
     this.query.value = data.tokens[Number(previous)] !== undefined ? previous : "0";
     this.drawTrace();
   }
 
+  /** The shape of step `name`: the real one, or the registry's names until the steps arrive. */
+  shapeOf(name) {
+    const step = this.data.steps?.[name];
+    return step === undefined || step === null ? this.registry.get(name)?.shape ?? "" : shapeLabel(shapeOf(step));
+  }
+
+  /** The export's name: the pipeline of the layer (pretrained) and head shown. */
+  figureName() {
+    const { layer, head } = this.data;
+    return `pipeline ${layer === undefined ? "" : `layer ${layer} `}head ${head}`;
+  }
+
+  svg() {
+    const boxes = BOXES.map((box) => ({ label: box.label, shape: this.shapeOf(box.steps[0]) }));
+    const title = `The pipeline, with the real shapes: ${this.figureName().replace("pipeline ", "")}`;
+    return stripSvg({ boxes, title, subtitle: `${this.data.tokens.length} tokens: ${this.data.tokens.join(" ")}` });
+  }
+
   box(box, k) {
     const name = box.steps[0];
-    const step = this.data.steps?.[name];
     const info = this.registry.get(name);
-    const shape = step === undefined || step === null ? info?.shape ?? "" : shapeLabel(shapeOf(step));
+    const shape = this.shapeOf(name);
     return el(
       "li",
       {},

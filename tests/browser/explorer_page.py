@@ -32,7 +32,10 @@ def request_body(text: str = DEFAULT_TEXT, **config: Any) -> dict[str, Any]:
     return {
         "text": text,
         "config": {**DEFAULT_CONFIG, **config},
-        "output": {"attention": "per_head", "steps": "all", "precision": 4, "metrics": True},
+        "output": {
+            "attention": "per_head", "steps": "all", "precision": 4, "metrics": True,
+            "parameters": True,
+        },  # fmt: skip
     }
 
 

@@ -38,7 +38,7 @@ const layerSteps = new LayerSteps(() => form.apiKey());
 const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead, strip: $("pipeline"), onStep: () => tabs.select(tabs.byId("tab-steps")) });
-const compare = new ComparePanel($("panel-compare"));
+const compare = new ComparePanel($("panel-compare"), { form, body: () => state.body });
 const generate = new GeneratePanel($("panel-generate"), {
   apiKey: () => form.apiKey(),
   onHidden: (tab) => tabs.isSelected(tab) && tabs.select(tabs.byId("tab-heads")),

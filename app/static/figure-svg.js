@@ -65,7 +65,7 @@ export function gridSvg({ layers, scale, title, subtitle }) {
 
 /** The pipeline strip: boxes [{label, shape}] in a row (wrapped every `perRow`), arrows between. */
 export function stripSvg({ boxes, title, subtitle, perRow = 6 }) {
-  const boxWidth = 150;
+  const boxWidth = Math.max(120, 16 + 8.5 * Math.max(...boxes.map((b) => b.label.length))); // 13 px bold
   const boxHeight = 48;
   const gap = 28;
   const top = SVG_HEAD_HEIGHT + 8;

@@ -43,6 +43,22 @@ function textHint(model) {
   return `Split into WordPieces by the model’s tokenizer, with [CLS] first and [SEP] last (at most ${model.max_tokens ?? "?"}). Press Enter to compute.`;
 }
 
+/**
+ * The POST /attention body the page sends for `model` (an entry of GET /models) on `text`;
+ * `config`: the random model's head configuration (unused for the others).
+ */
+export function requestBody(model, text, config) {
+  if (runsAFolder(model)) {
+    // the encoder's analysis (words, rollout, [CLS]/[SEP] shares) is refused for decoders
+    const output = { attention: "per_head", precision: 4, metrics: true };
+    if (model.kind === "pretrained") output.analysis = true;
+    return { model: model.name, text, layers: "all", output };
+  }
+  // parameters: the layer's W_Q, W_K, W_V, W_O, opened from the pipeline strip
+  const output = { attention: "per_head", steps: "all", precision: 4, metrics: true, parameters: true };
+  return { text, config, output };
+}
+
 export class ConfigForm {
   /** `form`: the form element; every control is looked up inside it. */
   constructor(form) {
@@ -76,12 +92,14 @@ export class ConfigForm {
     const text = this.part("text").value.trim();
     if (!text) errors.push({ field: "text", message: "Type a sentence first." });
     const model = this.chosenModel();
-    if (runsAFolder(model)) {
-      // the encoder's analysis (words, rollout, [CLS]/[SEP] shares) is refused for decoders
-      const output = { attention: "per_head", precision: 4, metrics: true };
-      if (model.kind === "pretrained") output.analysis = true;
-      return { body: { model: model.name, text, layers: "all", output }, errors };
-    }
+    if (runsAFolder(model)) return { body: requestBody(model, text, null), errors };
+    const { config, errors: configErrors } = this.readConfig();
+    return { body: requestBody(model, text, config), errors: [...errors, ...configErrors] };
+  }
+
+  /** The random model's head configuration from the form, and what is wrong with it. */
+  readConfig() {
+    const errors = [];
     const config = {};
     for (const [field, required] of Object.entries(INTEGER_FIELDS)) {
       const input = this.part(field);
@@ -96,9 +114,7 @@ export class ConfigForm {
     }
     config.positional_encoding = this.part("positional_encoding").value;
     config.causal = this.part("causal").checked;
-    // parameters: the layer's W_Q, W_K, W_V, W_O, opened from the pipeline strip
-    const output = { attention: "per_head", steps: "all", precision: 4, metrics: true, parameters: true };
-    return { body: { text, config, output }, errors };
+    return { config, errors };
   }
 
   clearErrors() {

@@ -93,8 +93,8 @@ def test_the_strip_exports_name_the_model_seed_and_head(
     assert name == "attention-random-seed0-pipeline-head-2.svg"
     download.value.save_as(artifacts / name)
     svg = (artifacts / name).read_text()
-    assert "model random" in svg and "seed 0" in svg and "<metadata>" in svg
-    assert "head 2" in svg
+    for wanted in ("model random", "seed 0", "<metadata>", "head 2"):
+        assert wanted in svg
     assert svg.count('rx="8"') == 11  # one box per step
     assert "4 × 10 × 16" in svg  # the real shapes
     with page.expect_download() as png:
@@ -128,3 +128,78 @@ def test_the_grid_exports_every_layer_and_head_of_a_decoder(
     expect(page.locator("#pipeline [data-part=weight-buttons]")).to_contain_text(
         "random model only"
     )
+
+
+def wait_compared(page: Page, state: str = "ready") -> None:
+    page.wait_for_function(
+        "s => document.getElementById('panel-compare').dataset.state === s", arg=state
+    )
+
+
+def difference_values(page: Page) -> list[list[float | None]]:
+    return cell_values(page, "#compare-maps figure[data-kind=difference] table")
+
+
+def test_compare_two_sentences_of_the_same_length_cell_by_cell(
+    page: Page, live_server: RunningServer
+) -> None:
+    other = "The woman who passes the sentence should swing the axe"
+    a = post(live_server.base_url, request_body())["results"][0]["attention"]
+    b = post(live_server.base_url, request_body(other))["results"][0]["attention"]
+    assert open_explorer(page, live_server.base_url) == "ready"
+    page.click("#tab-compare")
+    page.check("#panel-compare input[value=sentence]")
+    page.fill("#compare-text", other)
+    with page.expect_request("**/attention") as sent:
+        page.click("#compare-submit")
+    wait_compared(page)
+    assert sent.value.post_data_json == request_body(other)
+    page.select_option("#compare-a", "0:2")
+    page.select_option("#compare-b", "0:2")
+    cards = page.locator("#compare-maps figure")
+    expect(cards).to_have_count(3)
+    expect(cards.nth(1).locator("h3")).to_contain_text(f"B: Head 2 (“{other}”)")
+    assert cell_values(page, "#compare-maps figure[data-kind=head] >> nth=1 >> table") == b[2]
+    expect(page.locator("#compare-note")).to_contain_text("same number of tokens (10)")
+    expected = [
+        [round(x - y, 12) for x, y in zip(r, s, strict=True)]
+        for r, s in zip(a[2], b[2], strict=True)
+    ]
+    shown = [[round(v or 0.0, 12) for v in row] for row in difference_values(page)]
+    assert shown == expected
+    assert_accessible(page, "two sentences compared")
+
+
+def test_compare_sentences_of_different_lengths_says_how_they_are_aligned(
+    page: Page, live_server: RunningServer
+) -> None:
+    assert open_explorer(page, live_server.base_url) == "ready"
+    page.click("#tab-compare")
+    page.check("#panel-compare input[value=sentence]")
+    page.fill("#compare-text", "The man swings the sword")
+    page.click("#compare-submit")
+    wait_compared(page)
+    expect(page.locator("#compare-note")).to_be_visible()
+    expect(page.locator("#compare-note")).to_contain_text("A: 10, B: 5 tokens")
+    assert len(difference_values(page)) == 5  # the positions both have
+    labels = page.locator("#compare-maps figure[data-kind=difference] thead th").all_inner_texts()
+    assert any("|" in label for label in labels)  # "who | swings": A's token, then B's
+
+
+def test_compare_two_models_the_random_one_with_two_seeds(
+    page: Page, live_server: RunningServer
+) -> None:
+    b = post(live_server.base_url, request_body(seed=7))["results"][0]["attention"]
+    assert open_explorer(page, live_server.base_url) == "ready"
+    page.click("#tab-compare")
+    page.check("#panel-compare input[value=model]")
+    page.select_option("#compare-model", "random")
+    page.fill("#compare-seed", "7")
+    with page.expect_request("**/attention") as sent:
+        page.click("#compare-submit")
+    wait_compared(page)
+    assert sent.value.post_data_json == request_body(seed=7)
+    page.select_option("#compare-b", "0:1")
+    expect(page.locator("#compare-maps figure h3").nth(1)).to_contain_text("random, seed 7")
+    assert cell_values(page, "#compare-maps figure[data-kind=head] >> nth=1 >> table") == b[1]
+    assert_accessible(page, "two seeds of the random model compared")

@@ -80,8 +80,7 @@ function renderLayerViews() {
   connections.show(view, state.head);
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
-  const parameters = state.data.parameters ?? null; // the random model's weights
-  steps.show({ pretrained: view.pretrained, result, config, parameters, heads: stepHeadCount(result, view), ...layered }, state.head);
+  steps.show({ pretrained: view.pretrained, result, config, request: state.body, heads: stepHeadCount(result, view), ...layered }, state.head);
 }
 
 /** A head was chosen in one view (Connections, Steps, the model grid): every view follows. */

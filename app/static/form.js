@@ -54,8 +54,7 @@ export function requestBody(model, text, config) {
     if (model.kind === "pretrained") output.analysis = true;
     return { model: model.name, text, layers: "all", output };
   }
-  // parameters: the layer's W_Q, W_K, W_V, W_O, opened from the pipeline strip
-  const output = { attention: "per_head", steps: "all", precision: 4, metrics: true, parameters: true };
+  const output = { attention: "per_head", steps: "all", precision: 4, metrics: true };
   return { text, config, output };
 }
 

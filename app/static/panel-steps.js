@@ -18,6 +18,7 @@ export class StepsPanel {
     this.select = part(container, "head");
     this.shareScores = part(container, "share-scores");
     this.strip = new PipelineStrip(strip ?? part(container, "pipeline"), {
+      apiKey: () => loader.apiKey(),
       onOpen: (name) => {
         onStep();
         this.steps.querySelector(`[data-step="${name}"]`)?.scrollIntoView({ block: "start" });
@@ -42,7 +43,7 @@ export class StepsPanel {
   }
 
   /**
-   * view: {pretrained, result, config, heads (query heads to offer), and for a pretrained model
+   * view: {pretrained, result, config, request (the page's), heads (query heads to offer), and for a pretrained model
    * position (in result.layers), layer (0-based in the model), total (the model's layers)}.
    */
   show(view, head = 0) {
@@ -54,6 +55,7 @@ export class StepsPanel {
 
   /** The panel came into view: fetch the steps that waited for it, or failed. */
   revealed() {
+    this.strip.unfold();
     if (["idle", "error"].includes(this.steps.dataset.state)) this.draw();
   }
 
@@ -101,8 +103,8 @@ export class StepsPanel {
     const heads = config.num_heads ?? this.view.heads;
     const kvCount = steps?.k?.length ?? config.num_kv_heads ?? heads;
     const kvHead = Math.floor((head * kvCount) / heads);
-    const { parameters, layer } = this.view;
-    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead, config, parameters, layer });
+    const { request, layer } = this.view;
+    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead, config, request, layer });
   }
 
   async fetch({ position, layer }) {

@@ -31,8 +31,11 @@ const row = (values) => values.map((v) => formatNumber(v, 3));
 const vector = (values) => `[${row(values.slice(0, SHOWN_DIMS)).join(", ")}${values.length > SHOWN_DIMS ? ", …" : ""}] (${values.length} numbers)`;
 
 export class PipelineStrip {
-  /** `container`: holds the boxes, query and trace parts. onOpen(step): a box was clicked. */
-  constructor(container, { onOpen }) {
+  /**
+   * `container`: holds the boxes, query, trace, exports and weights parts. onOpen(step): a box
+   * was clicked; apiKey(): the key for the weights' request.
+   */
+  constructor(container, { onOpen, apiKey }) {
     this.container = container;
     this.boxes = part(container, "boxes");
     this.query = part(container, "query");
@@ -40,10 +43,16 @@ export class PipelineStrip {
     this.onOpen = onOpen;
     this.registry = new Map(); // GET /steps: name -> {shape, meaning}
     this.data = null;
-    this.weights = new WeightsView(part(container, "weight-buttons"), part(container, "weights"));
+    this.weights = new WeightsView(part(container, "weight-buttons"), part(container, "weights"), apiKey);
     this.exports = part(container, "exports");
-    this.parameters = undefined; // the weights drawn, redrawn only when a new answer brings others
+    this.request = undefined; // the request whose weights are offered: a new result, new weights
     this.query.addEventListener("change", () => this.drawTrace());
+  }
+
+  /** Open the fold the strip sits in (the Steps tab was chosen), so that it is in sight. */
+  unfold() {
+    const fold = this.container.closest("details");
+    if (fold) fold.open = true;
   }
 
   /** The step registry from GET /steps (the strip's meanings and shape names). */
@@ -53,16 +62,17 @@ export class PipelineStrip {
   }
 
   /**
-   * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead, config, parameters
-   * (the random model's weights, or null), layer (a pretrained model's, or undefined)}; steps may
-   * be missing (a pretrained model's come with the Steps tab): the strip then shows shape names.
+   * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead, config (the
+   * answer's), request (the page's, whose weights are offered), layer (a pretrained model's, or
+   * undefined)}; steps may be missing (a pretrained model's come with the Steps tab): the strip
+   * then shows shape names only.
    */
   draw(data) {
     this.data = data;
     this.boxes.replaceChildren(...BOXES.map((box, k) => this.box(box, k)));
     this.exports.replaceChildren(downloadButtons(this.figureName(), () => this.svg()));
-    if (data.parameters !== this.parameters) this.weights.show(data.parameters ?? null, data.config ?? {});
-    this.parameters = data.parameters;
+    if (data.request !== this.request) this.weights.show(data.request ?? null, data.config ?? {});
+    this.request = data.request;
     const previous = this.query.value;
     this.query.replaceChildren(...data.tokens.map((t, i) => new Option(`${i} ${t}`, String(i))));
     this.query.value = data.tokens[Number(previous)] !== undefined ? previous : "0";
@@ -156,6 +166,8 @@ export class PipelineStrip {
       ["output[i]", "after W_O", vector(steps.output[i])],
     ];
     const list = (items) => el("dl", { class: "trace-list" }, items.map(([term, what, value]) => [el("dt", {}, el("strong", { text: term }), ` ${what}`), el("dd", { text: value })]));
-    this.trace.replaceChildren(list(lines), el("div", { class: "matrix-scroll" }, table), list(after));
+    // a scroll box reachable from the keyboard (axe: scrollable-region-focusable)
+    const scroll = el("div", { class: "matrix-scroll", tabindex: "0", role: "region", "aria-label": `Query ${i} through head ${head}, one number per key (scrolls)` }, table);
+    this.trace.replaceChildren(list(lines), scroll, list(after));
   }
 }

@@ -1,13 +1,15 @@
 // The linear layers' weights of the random model (output.parameters: the layer's state dict in
 // torch.nn.MultiheadAttention's layout): W_Q, W_K, W_V and W_O, each as a heatmap with its bias,
-// opened from the pipeline strip. Rows are a matrix's outputs, columns its inputs: q = X · W_Qᵀ + b_Q.
+// opened from the pipeline strip and asked for on the first click. Rows are a matrix's outputs,
+// columns its inputs: q = X · W_Qᵀ + b_Q.
 
+import { postAttention } from "./api.js";
 import { makeScale, renderLegend } from "./colors.js";
 import { el, note } from "./dom.js";
 import { downloadButtons, heatmapSvg } from "./download.js";
 import { matrixFigure } from "./model-view.js";
 
-const NO_WEIGHTS = "The weights are returned for the random model only (output.parameters); a pretrained model’s layers are too large to send with every answer.";
+const NO_WEIGHTS = "The weights are returned for the random model only (output.parameters): a pretrained model has a whole stack of layers, each too large to send.";
 
 /** Split `rows` (a list of rows, or a flat bias) into blocks of the given sizes. */
 function splitRows(rows, sizes) {
@@ -76,46 +78,98 @@ function weightFigure(weight, headDim) {
   return figure;
 }
 
+/** The four matrices' shapes from the answer's config, before their numbers are asked for. */
+export function weightShapes(config) {
+  const d = config.d_model;
+  const queryDim = config.num_heads * config.head_dim;
+  const kvDim = (config.num_kv_heads ?? config.num_heads) * config.head_dim;
+  return {
+    w_q: [queryDim, d],
+    w_k: [kvDim, config.kdim ?? d],
+    w_v: [kvDim, config.vdim ?? d],
+    w_o: [d, queryDim],
+  };
+}
+
+const NAMES = { w_q: "W_Q", w_k: "W_K", w_v: "W_V", w_o: "W_O" };
+
+/** The request for the weights of the page's `request`: the same layer, no attention. */
+export const weightsRequest = (request) => ({ ...request, output: { attention: "none", precision: 4, parameters: true } });
+
 export class WeightsView {
-  /** `buttons`: where the W_Q… buttons go; `slot`: where the open matrix is drawn. */
-  constructor(buttons, slot) {
-    this.buttons = buttons;
-    this.slot = slot;
-    this.weights = null;
+  /**
+   * `buttons`: where the W_Q… buttons go; `slot`: where the open matrix is drawn (its data-state:
+   * idle, loading, ready, error); apiKey(): the key. The weights are asked for on the first click
+   * (output.parameters), not with every answer: d_model 64 triples the page's answer, 512 adds MBs.
+   */
+  constructor(buttons, slot, apiKey) {
+    Object.assign(this, { buttons, slot, apiKey });
+    this.request = null;
+    this.weights = null; // layerWeights of the answer, once fetched
     this.open = null;
+    this.controller = null;
   }
 
-  /** parameters: the answer's (or null); config: its resolved config. */
-  show(parameters, config) {
-    this.weights = layerWeights(parameters, config);
-    this.headDim = config.head_dim;
-    if (!this.weights) {
+  /** request: the page's request (weights only for the random model); config: its answer's. */
+  show(request, config) {
+    this.controller?.abort();
+    Object.assign(this, { request, config, weights: null, headDim: config.head_dim });
+    this.slot.dataset.state = "idle";
+    if (!request || (request.model ?? "random") !== "random") {
       this.open = null;
       this.buttons.replaceChildren(note(NO_WEIGHTS));
       this.slot.replaceChildren();
       return;
     }
-    this.buttons.replaceChildren(...this.weights.map((w) => this.button(w)));
+    const shapes = weightShapes(config);
+    this.buttons.replaceChildren(...Object.entries(NAMES).map(([id, name]) => this.button(id, `${name} ${shapes[id].join(" × ")}`)));
     if (this.open) this.choose(this.open);
     else this.slot.replaceChildren();
   }
 
-  button(weight) {
+  button(id, text) {
     return el("button", {
       type: "button",
       class: "small weight-button",
-      data: { weight: weight.id },
-      "aria-pressed": String(this.open === weight.id),
-      text: `${weight.name} ${shapeText(weight.matrix)}`,
-      on: { click: () => this.choose(this.open === weight.id ? null : weight.id) },
+      data: { weight: id },
+      "aria-pressed": String(this.open === id),
+      text,
+      on: { click: () => this.choose(this.open === id ? null : id) },
     });
   }
 
-  /** Open the matrix `id` (w_q, w_k, w_v, w_o), or close it (null). */
-  choose(id) {
+  /** Open the matrix `id` (w_q, w_k, w_v, w_o), fetching the weights first; null closes it. */
+  async choose(id) {
     this.open = id;
     for (const b of this.buttons.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.weight === id));
-    const weight = this.weights?.find((w) => w.id === id);
-    this.slot.replaceChildren(...(weight ? [weightFigure(weight, this.headDim)] : []));
+    if (id === null) return this.slot.replaceChildren();
+    if (!this.weights && !(await this.fetch())) return;
+    const weight = this.weights.find((w) => w.id === this.open);
+    if (weight) this.slot.replaceChildren(weightFigure(weight, this.headDim));
+  }
+
+  /** POST the weights' request; true once this.weights holds them. */
+  async fetch() {
+    this.controller?.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    this.slot.dataset.state = "loading";
+    this.slot.replaceChildren(note("Asking the service for the layer’s weights…"));
+    let outcome;
+    try {
+      outcome = await postAttention(weightsRequest(this.request), this.apiKey(), controller.signal);
+    } catch {
+      return false; // aborted: a new result
+    }
+    if (this.controller !== controller) return false;
+    this.controller = null;
+    if (!outcome.ok) {
+      this.slot.dataset.state = "error";
+      this.slot.replaceChildren(note(`The weights could not be fetched: ${outcome.message}`));
+      return false;
+    }
+    this.weights = layerWeights(outcome.data.parameters, outcome.data.config);
+    this.slot.dataset.state = "ready";
+    return true;
   }
 }

@@ -27,22 +27,12 @@ HEAD_CARDS = "#heatmaps figure[data-kind=head]"
 STEP_ORDER = list(STEPS)  # the page walks the pipeline in the library's order
 
 
-PAGE_OUTPUT: dict[str, Any] = {
-    "attention": "per_head",
-    "steps": "all",
-    "precision": 4,
-    "metrics": True,
-    "parameters": True,  # the layer's weights, opened from the pipeline strip
-}
-"""The output the page asks of the random model."""
-
-
 def request_body(text: str = DEFAULT_TEXT, **config: Any) -> dict[str, Any]:
     """The body the page sends for this sentence and configuration."""
     return {
         "text": text,
         "config": {**DEFAULT_CONFIG, **config},
-        "output": PAGE_OUTPUT,
+        "output": {"attention": "per_head", "steps": "all", "precision": 4, "metrics": True},
     }
 
 

@@ -45,7 +45,11 @@ def test_the_pipeline_strip_heads_the_results_and_opens_its_step(
     assert open_explorer(page, live_server.base_url) == "ready"
     # above the tabs and every panel, whichever tab is open
     assert page.locator("#panel-steps #pipeline").count() == 0
-    assert top_of(page, "#pipeline") < top_of(page, "[role=tablist]")
+    assert top_of(page, "#pipeline-fold") < top_of(page, "[role=tablist]")
+    # folded to one line, so that the first head stays on the first screen; a click unfolds it
+    expect(page.locator("#pipeline")).to_be_hidden()
+    page.click("#pipeline-fold > summary")
+    expect(page.locator("#pipeline")).to_be_visible()
     expect(page.locator("#pipeline .strip-box")).to_have_count(11)
     expect(page.locator("#pipeline .strip-box[data-step=q] .strip-shape")).to_have_text(
         "4 × 10 × 16"
@@ -57,13 +61,16 @@ def test_the_pipeline_strip_heads_the_results_and_opens_its_step(
 
 def test_the_weights_are_the_ones_the_api_returns(page: Page, live_server: RunningServer) -> None:
     body = request_body(num_kv_heads=2, seed=4)
-    parameters = post(live_server.base_url, body)["parameters"]
+    # asked for on the first click, not with every answer
+    weights_body = {**body, "output": {"attention": "none", "precision": 4, "parameters": True}}
+    parameters = post(live_server.base_url, weights_body)["parameters"]
     packed = parameters["in_proj_weight"]  # 64 query rows, then 32 key rows, then 32 value rows
     bias = parameters["in_proj_bias"]
     assert open_explorer(page, live_server.base_url) == "ready"
     with page.expect_request("**/attention") as sent:
         assert submit(page, num_kv_heads=2, seed=4) == "ready"
     assert sent.value.post_data_json == body
+    page.click("#pipeline-fold > summary")
     buttons = page.locator("#pipeline .weight-button")
     expect(buttons).to_have_text(["W_Q 64 × 64", "W_K 32 × 64", "W_V 32 × 64", "W_O 64 × 64"])
     expected = {
@@ -72,11 +79,15 @@ def test_the_weights_are_the_ones_the_api_returns(page: Page, live_server: Runni
         "w_v": [*packed[96:], bias[96:]],
         "w_o": [*parameters["out_proj.weight"], parameters["out_proj.bias"]],
     }
+    with page.expect_request("**/attention") as asked:
+        page.click("#pipeline .weight-button[data-weight=w_q]")
+    assert asked.value.post_data_json == weights_body
+    page.wait_for_function("() => document.getElementById('weights').dataset.state === 'ready'")
     for name, matrix in expected.items():
-        page.click(f"#pipeline .weight-button[data-weight={name}]")
-        expect(page.locator(f"#pipeline .weight-button[data-weight={name}]")).to_have_attribute(
-            "aria-pressed", "true"
-        )
+        button = page.locator(f"#pipeline .weight-button[data-weight={name}]")
+        if name != "w_q":  # W_Q is open already: a second click would close it
+            button.click()
+        expect(button).to_have_attribute("aria-pressed", "true")
         assert cell_values(page, f"#weights figure[data-weight={name}] table") == matrix, name
     assert_accessible(page, "W_O open under the pipeline strip")
 

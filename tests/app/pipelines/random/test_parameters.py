@@ -52,6 +52,11 @@ def heads(rows: Array, head_dim: int) -> Array:
     return rows.reshape(length, -1, head_dim).transpose(1, 0, 2)
 
 
+def close(recomputed: Array, traced: Array) -> None:
+    """Equal to float32 rounding: the JSON numbers are the float32 ones, recomputed in float64."""
+    np.testing.assert_allclose(recomputed, traced, rtol=0, atol=1e-5)
+
+
 def projections(parameters: dict[str, Any], query_dim: int, kv_dim: int) -> list[Array]:
     """W_Q, W_K, W_V (out × in) from either layout of the state dict."""
     if "in_proj_weight" in parameters:
@@ -87,13 +92,12 @@ async def test_the_returned_weights_recompute_the_traced_steps(
                       [query_dim, query_dim + kv_dim])  # fmt: skip
     x = steps["inputs"]
     keys = np.array(request["key_embeddings"][0]) if kdim else x
-    tolerance = {"rtol": 0, "atol": 1e-5}
-    np.testing.assert_allclose(heads(x @ w_q.T + biases[0], head_dim), steps["q"], **tolerance)
-    np.testing.assert_allclose(heads(keys @ w_k.T + biases[1], head_dim), steps["k"], **tolerance)
-    np.testing.assert_allclose(heads(keys @ w_v.T + biases[2], head_dim), steps["v"], **tolerance)
+    close(heads(x @ w_q.T + biases[0], head_dim), steps["q"])
+    close(heads(keys @ w_k.T + biases[1], head_dim), steps["k"])
+    close(heads(keys @ w_v.T + biases[2], head_dim), steps["v"])
     w_o = np.array(parameters["out_proj.weight"])
     b_o = np.array(parameters.get("out_proj.bias", np.zeros(w_o.shape[0])))
-    np.testing.assert_allclose(steps["concat"] @ w_o.T + b_o, steps["output"], **tolerance)
+    close(steps["concat"] @ w_o.T + b_o, steps["output"])
 
 
 @pytest.mark.anyio

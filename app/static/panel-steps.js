@@ -78,7 +78,7 @@ export class StepsPanel {
     }
     const { position, layer } = view;
     this.layerNote.hidden = false;
-    this.layerNote.textContent = `Layer ${layer} (of 0–${view.total - 1}): its attention block, from the layer’s input to the output projection. Always in WordPieces. Pick another layer above.`;
+    this.layerNote.textContent = `Layer ${layer} (of 0–${view.total - 1}): its attention block, from the layer’s input to the output projection. Always in ${view.result.analysis ? "WordPieces" : "the model’s tokens"}. Pick another layer above.`;
     const steps = this.loader.cached(position);
     this.drawStrip(steps, head);
     if (!steps) {

@@ -21,8 +21,9 @@ export function modelLabel(model) {
   return `${model.name} (${model.kind === "pretrained" ? "pretrained" : "seeded, one layer"})`;
 }
 
-/** Decoders and the encoder share the pretrained request: `model`, `text`, every layer. */
-const runsAFolder = (model) => model.kind === "pretrained" || model.kind === "decoder";
+/** Every model but the seeded one (the encoder, decoders, any later kind) runs its own folder
+ * and takes the pretrained request: `model`, `text`, every layer. */
+const runsAFolder = (model) => model.kind !== "seeded";
 
 /** The note on a pretrained model's or a decoder's fixed configuration. */
 function fixedConfiguration(model) {
@@ -39,7 +40,7 @@ function fixedConfiguration(model) {
 /** The sentence field's hint for a model with its own tokenizer (null: the random model's). */
 function textHint(model) {
   if (model.kind === "decoder") return "Split into tokens by the model’s own tokenizer. Press Enter to compute; the Generate tab continues the text.";
-  if (model.kind !== "pretrained") return null;
+  if (!runsAFolder(model)) return null;
   return `Split into WordPieces by the model’s tokenizer, with [CLS] first and [SEP] last (at most ${model.max_tokens ?? "?"}). Press Enter to compute.`;
 }
 
@@ -51,7 +52,7 @@ export function requestBody(model, text, config) {
   if (runsAFolder(model)) {
     // the encoder's analysis (words, rollout, [CLS]/[SEP] shares) is refused for decoders
     const output = { attention: "per_head", precision: 4, metrics: true };
-    if (model.kind === "pretrained") output.analysis = true;
+    if (model.kind !== "decoder") output.analysis = true;
     return { model: model.name, text, layers: "all", output };
   }
   const output = { attention: "per_head", steps: "all", precision: 4, metrics: true };

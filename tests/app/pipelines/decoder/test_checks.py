@@ -33,7 +33,10 @@ def test_what_a_decoder_cannot_take_is_a_422_naming_it(fields: dict[str, Any], f
 
 @pytest.mark.parametrize(
     "output",
-    [{"attention": "average"}, {"heads": [1], "queries": [0], "top_k": 2, "pool": 4, "dtype": "float16"}],
+    [
+        {"attention": "average"},
+        {"heads": [1], "queries": [0], "top_k": 2, "pool": 4, "dtype": "float16"},
+    ],
 )
 def test_a_plain_or_shaped_decoder_request_passes(output: dict[str, Any]) -> None:
     check_decoder_request(request(layers=[0], output=output))

@@ -35,13 +35,25 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> ModelLibrary:
         {"text": "the king", "output": {"attention": "none"}},
         {"text": "the king and his", "generate": {"max_new_tokens": 20}},
         {"text": "a", "generate": {"max_new_tokens": 40, "temperature": 2.0}, "layers": [1]},
-        {"text": ["the king", "a"], "output": {"heads": [3, 0], "queries": {"start": 1, "stop": 9}}},
-        {"text": "the king and his", "output": {"top_k": 30, "pool": 64, "dtype": "float16"},
-         "generate": {"max_new_tokens": 20}},
-        {"text": "the king", "output": {"attention": "average", "top_k": 2, "heads": [1]},
-         "generate": {"max_new_tokens": 12}},
-        {"text": "the king", "output": {"pool": 3, "queries": [0]},
-         "generate": {"max_new_tokens": 12}},
+        {
+            "text": ["the king", "a"],
+            "output": {"heads": [3, 0], "queries": {"start": 1, "stop": 9}},
+        },
+        {
+            "text": "the king and his",
+            "output": {"top_k": 30, "pool": 64, "dtype": "float16"},
+            "generate": {"max_new_tokens": 20},
+        },
+        {
+            "text": "the king",
+            "output": {"attention": "average", "top_k": 2, "heads": [1]},
+            "generate": {"max_new_tokens": 12},
+        },
+        {
+            "text": "the king",
+            "output": {"pool": 3, "queries": [0]},
+            "generate": {"max_new_tokens": 12},
+        },
     ],
 )
 def test_the_estimate_covers_the_answer(

@@ -47,6 +47,6 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
         "description": "One attention layer shaped by `config`, weights drawn from config.seed",
     }
     return {
-        "models": [random, *service.pretrained.describe(), *service.decoders.describe()],
+        "models": [random, *service.pretrained.describe(), *service.models.describe()],
         "unavailable": service.pretrained.unavailable,
     }

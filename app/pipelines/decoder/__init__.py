@@ -30,9 +30,9 @@ ADVICE = "ask for output.pool or output.top_k, fewer layers, steps, tokens or ne
 
 
 async def prepare(request: AttentionRequest, context: Context) -> Prepared:
-    library = context.service.decoders
+    library = context.service.models
     check_decoder_request(request)
-    decoder = await asyncio.to_thread(library.get, request.model)  # loaded once, on first use
+    decoder = await asyncio.to_thread(library.decoder, request.model)  # loaded once, on first use
     config = decoder.info.config
     layers = resolve_layers(request, config.num_layers)
     batch = await asyncio.to_thread(tokenize_request, request, decoder.tokenizer)

@@ -60,7 +60,7 @@ def test_the_estimate_covers_the_answer(
     library: ModelLibrary, fields: dict[str, Any], media_type: str
 ) -> None:
     request = AttentionRequest.model_validate({"model": "tiny", **fields})
-    decoder = library.get("tiny")
+    decoder = library.decoder("tiny")
     layers = [0, 1] if request.layers == "all" else request.layers
     batch = tokenize_request(request, decoder.tokenizer)
     estimate = decoder_estimate(request, batch, decoder.info.config, layers, media_type)
@@ -71,7 +71,7 @@ def test_the_estimate_covers_the_answer(
 
 
 def test_more_new_tokens_cost_more(library: ModelLibrary) -> None:
-    decoder = library.get("tiny")
+    decoder = library.decoder("tiny")
 
     def estimate(new: int) -> int:
         request = AttentionRequest.model_validate(
@@ -85,7 +85,7 @@ def test_more_new_tokens_cost_more(library: ModelLibrary) -> None:
 
 
 def test_top_k_and_pool_cost_less_than_the_dense_answer(library: ModelLibrary) -> None:
-    decoder = library.get("tiny")
+    decoder = library.decoder("tiny")
     prompt = " ".join(["the king"] * 24)
 
     def answer_bytes(output: dict[str, Any]) -> int:

@@ -46,7 +46,8 @@ def test_encoder_folders_are_listed_with_their_architecture_and_sizes(encoders: 
         assert entry["architecture"] == model_type
         assert entry["status"] == "available"
         assert entry["source"] == f"folder:Tiny-{model_type}"
-        assert (entry["layers"], entry["heads"], entry["d_model"], entry["head_dim"]) == (2, 2, 8, 4)
+        sizes = (entry["layers"], entry["heads"], entry["d_model"], entry["head_dim"])
+        assert sizes == (2, 2, 8, 4)
         assert entry["max_tokens"] == 32
         assert entry["parameter_bytes"] == 4 * entry["parameters"]
         assert "pooling" not in entry  # read when loaded

@@ -60,7 +60,7 @@ async def test_a_folder_answers_as_it_does_served_as_the_model_path(
 async def test_every_encoder_family_serves_layers_analysis_and_embedding(
     client: httpx.AsyncClient, name: str
 ) -> None:
-    result = (await answer(client, {"model": name, "text": TEXT, "output": FULL_OUTPUT}))
+    result = await answer(client, {"model": name, "text": TEXT, "output": FULL_OUTPUT})
     first = result["results"][0]
     length = len(first["tokens"])
     assert np.array(first["attention"]).shape == (2, 2, length, length)

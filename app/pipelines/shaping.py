@@ -6,7 +6,7 @@ The math (selection, top-k, pooling, the blocked pass) is in attention/shaping.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -170,8 +170,8 @@ def layers_shaped_fields(
     return fields
 
 
-def shaped_layers(chosen: Tensor, options: OutputOptions, length: int) -> dict[str, Any]:
-    """The shaped fields of one sequence's weights in each chosen layer (Nl, H, n, S), as
+def shaped_layers(chosen: Iterable[Tensor], options: OutputOptions, length: int) -> dict[str, Any]:
+    """The shaped fields of one sequence's weights in each chosen layer ((H, n, S) each), as
     `layers_shaped_fields` writes them (pretrained models); {} when nothing is shaped."""
     shaping = sequence_shaping(options, length)
     if shaping is None:

@@ -87,6 +87,9 @@ def decoder_estimate(
         + labels
         + arrays * ARRAY_FRAMING_BYTES
     )
-    forward = held + max(attention, feed_forward, logits, returned)
+    # the cut: the dense weights of the layers are copied for the answer, or for the metrics
+    # beside a shaped answer (shaped, each layer is shaped where it lies: no copy)
+    copied = len(layers) * matrix if options.metrics and options.shapes_attention() else 0
+    forward = held + max(attention, feed_forward, logits, returned + copied)
     item = ITEM_BYTES["float32"]
     return peak_estimate(item, dims, built=0, forward=forward, held=returned, answer=answer)

@@ -93,15 +93,18 @@ def _sequence_result(
 ) -> dict[str, Any]:
     length = batch.lengths[row]
     options = request.output
-    chosen = None
-    if output.attentions:  # (Nl, H, n, n), padding cut
-        chosen = torch.stack([output.attentions[i][row, :, :length, :length] for i in layers])
+    weights = output.attentions  # layer -> (B, H, L, L), for the weighted layers only
+    views = [weights[i][row, :, :length, :length] for i in layers] if weights else []
+    shaped = bool(views) and options.shapes_attention()
+    chosen = None  # (Nl, H, n, n), padding cut: a copy, made only when the dense weights are used
+    if views and (options.metrics or not shaped):
+        chosen = torch.stack(views)
     tokens = list(batch.tokens[row])
     answer = {
         "tokens": tokens,
         "key_tokens": tokens,
         "output": numpy(output.hidden_states[-1][row, :length]),
-        "attention": attention_answer(chosen, options),
+        "attention": None if shaped else attention_answer(chosen, options),
         "layers": layers,
         "steps": {step: layer_steps(output.traces, step, row, length, layers) for step in traced},
         "metrics": None
@@ -109,8 +112,8 @@ def _sequence_result(
         else metrics_answer(layer_metrics(chosen, length)),
         "fully_masked_queries": [],
     }
-    if chosen is not None:
-        answer.update(shaped_layers(chosen, options, length))
+    if shaped:  # each layer's weights shaped where they lie (cut, not copied)
+        answer.update(shaped_layers(views, options, length))
     return answer
 
 

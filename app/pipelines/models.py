@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,24 +52,28 @@ Loaded = Decoder | Pretrained
 ModelConfig = DecoderConfig | BertConfig
 
 
-class Family:
+class Family(ABC):
     """What the library needs of a model family: its config, its size, its loader, its entry
     in GET /models. One library (one budget, one listing) holds every family."""
 
     kind: Literal["pretrained", "decoder"]  # GET /models' kind: "pretrained" is an encoder
-    model_types: tuple[str, ...]
+    model_types: tuple[str, ...]  # config.json's model_type values the family reads
 
+    @abstractmethod
     def read_config(self, folder: Path) -> ModelConfig:
-        raise NotImplementedError
+        """config.json, checked: an AttentionError names the file and the field."""
 
+    @abstractmethod
     def parameters(self, config: Any) -> int:
-        raise NotImplementedError
+        """Parameters counted from the configuration alone."""
 
+    @abstractmethod
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Loaded:
-        raise NotImplementedError
+        """The float32 model, its tokenizer and what was loaded."""
 
+    @abstractmethod
     def describe(self, config: Any, loaded: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        """The family's sizes in GET /models."""
 
 
 class EncoderFamily(Family):

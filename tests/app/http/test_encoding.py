@@ -80,11 +80,13 @@ def test_a_frame_is_one_line_of_json_or_one_messagepack_object() -> None:
     line = encode_frame(payload, NDJSON)
     packed = encode_frame(payload, MSGPACK_SEQ, float16=True)
 
-    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert line.endswith(b"\n")
     assert orjson.loads(line) == {"frame": "layer", "text": "two\nlines", "values": [0.5, None]}
     decoded = decode_msgpack_arrays(ormsgpack.unpackb(packed))
     assert decoded["values"].dtype == np.float16
-    assert frames_encoding(NDJSON) == JSON and frames_encoding(MSGPACK) == MSGPACK
+    assert frames_encoding(NDJSON) == JSON
+    assert frames_encoding(MSGPACK) == MSGPACK
 
 
 def test_precision_rounds_float_arrays_in_nested_containers() -> None:

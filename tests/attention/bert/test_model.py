@@ -120,8 +120,10 @@ def test_on_layer_sees_each_layer_as_it_is_computed_with_what_the_output_keeps(
     for layer in seen:
         assert torch.equal(layer.hidden_state, output.hidden_states[layer.index + 1])
     assert [layer.index for layer in seen if layer.weights is not None] == [1, 4]
-    assert seen[4].weights is not None and torch.equal(seen[4].weights, output.attentions[1])
-    assert seen[4].trace is output.traces[4] and seen[3].trace == {}
+    assert seen[4].weights is not None
+    assert torch.equal(seen[4].weights, output.attentions[1])
+    assert seen[4].trace is output.traces[4]
+    assert seen[3].trace == {}
 
 
 def test_on_layer_is_not_called_past_a_checkpoint_that_stops(bert: LoadedBert) -> None:

@@ -24,7 +24,12 @@ import torch
 from fastapi import FastAPI
 from starlette.types import Message
 
-from app.http.encoding import MSGPACK, MSGPACK_SEQ, NDJSON, decode_msgpack_arrays
+from app.http.encoding import JSON, MSGPACK, MSGPACK_SEQ, NDJSON, decode_msgpack_arrays
+from app.http.errors import NotAcceptable
+from app.http.schemas import AttentionRequest
+from app.pipelines import Prepared
+from app.pipelines.cost import Estimate
+from app.routes.attention import frame_producer
 from app.service import Service
 from app.serving.runtime import Admission
 from attention import checkpoint
@@ -186,6 +191,17 @@ async def test_errors_before_the_first_frame_are_ordinary_answers(
     assert bad_layer.status_code == 422
     assert bad_layer.json()["detail"][0]["loc"][-1] == "layers"
     assert too_large.status_code == 413, too_large.text
+
+
+def test_a_model_that_does_not_stream_is_a_406_naming_it_and_the_types_to_ask_for() -> None:
+    request = AttentionRequest.model_validate({"text": "a", "model": "tiny-gpt2"})
+    prepared = Prepared(lambda: b"", Estimate(0, 0, ""), frames=None)  # a decoder's, today
+
+    with pytest.raises(NotAcceptable) as refused:
+        frame_producer(request, prepared, NDJSON)
+    assert refused.value.status_code == 406
+    assert "model='tiny-gpt2' does not stream" in refused.value.message
+    assert f"ask for {JSON} or {MSGPACK}" in refused.value.message
 
 
 def test_the_route_documents_the_stream_types(served: FastAPI) -> None:

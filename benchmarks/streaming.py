@@ -120,12 +120,17 @@ def msgpack_kinds(chunks: Iterator[bytes]) -> Iterator[str]:
 
 
 def ndjson_kinds(chunks: Iterator[bytes]) -> Iterator[str]:
-    pending = b""
+    """Each line's frame kind, read from its start: a client would parse the whole line, but
+    that is the client's time, not the stream's (a layer is ~10 MB of JSON at 256 tokens)."""
+    line = bytearray()
     for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield json.loads(line[:64].split(b",")[0] + b"}")["frame"]  # {"frame":"...",
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            line += chunk[start:newline]
+            yield json.loads(bytes(line[:64]).split(b",")[0] + b"}")["frame"]  # {"frame":"…",
+            line.clear()
+            start = newline + 1
+        line += chunk[start:]
 
 
 def median(times: list[tuple[float, int]]) -> float:

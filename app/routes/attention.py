@@ -1,4 +1,4 @@
-"""POST /attention: a request in, every step out, as JSON or MessagePack."""
+"""POST /attention: a request in, every step out, as JSON or MessagePack, whole or streamed."""
 
 from __future__ import annotations
 

@@ -160,6 +160,8 @@ class FrameStreamResponse(Response):
             failure = None if gone.done() else self.stream.failure()
             last = b"" if failure is None else encode_frame(error_frame(*failure), self.frame_type)
             await send({"type": "http.response.body", "body": last, "more_body": False})
+        except OSError:  # a server of ASGI spec 2.4 says so when the client has left
+            pass
         finally:
             gone.cancel()
             self.stream.abandon()

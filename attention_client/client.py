@@ -153,6 +153,8 @@ class AttentionClient:
                     self._refuse_or_wait(response, attempt)
             except httpx.HTTPError as error:
                 raise ClientError(f"POST /attention (streamed): {error}") from error
+            except ValueError as error:  # cut short, or not the service's frames
+                raise ClientError(f"POST /attention (streamed): {error}") from error
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def models(self) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import pytest
 from app.http.schemas import AttentionRequest, HeadConfig, OutputOptions
 from attention_client import (
     AttentionClient,
+    ClientError,
     End,
     Head,
     InvalidRequest,
@@ -231,6 +232,19 @@ def test_a_stream_is_retried_before_it_starts_and_read_as_frames() -> None:
     frames = list(client.stream(text="a b", model="m"))
     assert [type(frame) for frame in frames] == [Head, Layer, Layer, End]
     assert waits == [1.0]
+
+
+def test_a_stream_cut_inside_a_frame_raises_a_client_error() -> None:
+    data = packed_frames(FRAMES)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=data[:-5])
+
+    client = AttentionClient(transport=httpx.MockTransport(handle))
+    frames = client.stream(text="a b", model="m")
+    assert isinstance(next(frames), Head)
+    with pytest.raises(ClientError, match="ended inside a frame"):
+        list(frames)
 
 
 @pytest.mark.integration

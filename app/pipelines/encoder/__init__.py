@@ -25,7 +25,8 @@ from app.pipelines.encoder.checks import (
 )
 from app.pipelines.encoder.cost import pretrained_estimate
 from app.pipelines.encoder.registry import PretrainedRegistry
-from app.pipelines.encoder.run import run_pretrained
+from app.pipelines.encoder.run import run_pretrained, stream_pretrained
+from app.pipelines.frames import Emit, end_frame, head_frame, layer_frame
 from app.pipelines.shaping import checked_shapings
 from attention import InputError, resolve_dtype
 from attention.bert import BertConfig
@@ -52,7 +53,20 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         resolved = resolved_config(request, config, layers)
         return encode_answer(request, results, resolved, context, computing)
 
-    return Prepared(work, estimate)
+    def frames(emit: Emit) -> None:
+        model = registry.get(dtype)
+        computing = time.perf_counter()
+        resolved = resolved_config(request, config, layers)
+        tokens = [(list(labels), list(labels)) for labels in batch.tokens]
+        emit(head_frame(request.model, resolved, layers, tokens, layer_axis=True))
+
+        def on_layer(index: int, results: list[dict[str, Any]]) -> None:
+            emit(layer_frame(index, results))
+
+        ends = stream_pretrained(request, model, batch, layers, on_layer)
+        emit(end_frame(request, ends, context, computing))
+
+    return Prepared(work, estimate, frames=frames)
 
 
 def require_served(name: str, registry: PretrainedRegistry, decoders: list[str]) -> None:

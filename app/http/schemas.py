@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     TypeAdapter,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -41,7 +43,22 @@ MAX_VOCAB = 16_777_216
 MAX_LAYERS = 1_024
 MAX_NEW_TOKENS = 65_536  # the schema's own bound; ATTENTION_MAX_NEW_TOKENS is the working one
 TokenId = Annotated[StrictInt, Field(le=MAX_VOCAB - 1)]
-TokenSequence = list[StrictStr] | list[TokenId]
+
+
+def _token_kind(sequence: Any) -> str:
+    """Which list a token sequence is, read from its first element: strings or ids."""
+    if isinstance(sequence, list) and sequence and isinstance(sequence[0], str):
+        return "strings"
+    return "ids"
+
+
+# A tagged union, not `list[StrictStr] | list[TokenId]`: pydantic validates a plain union from a
+# buffered copy of the JSON, once per member, which made 64 × 2,048 ids 2.6× slower to parse
+# (26 → 10 ms, on the event loop); errors are located under "ids" or "strings"
+TokenSequence = Annotated[
+    Annotated[list[TokenId], Tag("ids")] | Annotated[list[StrictStr], Tag("strings")],
+    Discriminator(_token_kind),
+]
 Matrix = list[list[float]]
 Tensor3 = list[list[list[float]]]
 NestedNumbers = Any  # a PyTorch tensor as nested lists; its shape is checked against the module

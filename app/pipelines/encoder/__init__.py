@@ -27,7 +27,8 @@ from app.pipelines.encoder.checks import (
 )
 from app.pipelines.encoder.cost import pretrained_estimate
 from app.pipelines.encoder.registry import Pretrained, PretrainedRegistry
-from app.pipelines.encoder.run import run_pretrained
+from app.pipelines.encoder.run import run_pretrained, stream_pretrained
+from app.pipelines.frames import Emit, end_frame, head_frame, layer_frame
 from app.pipelines.shaping import checked_shapings
 from attention import InputError, resolve_dtype
 from attention.bert import BertConfig
@@ -56,7 +57,20 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         resolved = resolved_config(request, config, layers)
         return encode_answer(request, results, resolved, context, computing)
 
-    return Prepared(work, estimate)
+    def frames(emit: Emit) -> None:
+        model = copy_in(dtype)
+        computing = time.perf_counter()
+        resolved = resolved_config(request, config, layers)
+        tokens = [(list(labels), list(labels)) for labels in batch.tokens]
+        emit(head_frame(request.model, resolved, layers, tokens, layer_axis=True))
+
+        def on_layer(index: int, results: list[dict[str, Any]]) -> None:
+            emit(layer_frame(index, results))
+
+        ends = stream_pretrained(request, model, batch, layers, on_layer)
+        emit(end_frame(request, ends, context, computing))
+
+    return Prepared(work, estimate, frames=frames)
 
 
 async def served_model(
@@ -78,9 +92,9 @@ async def served_model(
     return pretrained, lambda _: pretrained
 
 
-def require_served(name: str, registry: PretrainedRegistry, decoders: list[str]) -> None:
+def require_served(name: str, registry: PretrainedRegistry, folders: list[str]) -> None:
     if name not in registry.names:
-        available = ", ".join([RANDOM_MODEL, *registry.names, *decoders])
+        available = ", ".join([RANDOM_MODEL, *registry.names, *folders])
         why = f" ({registry.unavailable})" if registry.unavailable else ""
         raise InputError(
             f"model={name!r} is not served here{why}; available: {available}", field="model"

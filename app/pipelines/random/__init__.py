@@ -14,6 +14,7 @@ from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
+from app.pipelines.frames import Emit, emit_one_layer
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
@@ -41,19 +42,27 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     check_estimate(estimate, settings, ADVICE)
     shapings = checked_shapings(request.output, config.num_heads, labels.query_lengths)
 
-    def work() -> Body:
+    def compute() -> tuple[list[dict[str, Any]], float]:
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
         shapers, sink = batch_shapers(shapings, request.output, config, labels.query_lengths,
                                       labels.key_lengths)  # fmt: skip
         result = run_model(request, labels, model, explicit_layer(request, model), sink)
-        results = cut_results(result, labels, config, request.output, shapers)
+        return cut_results(result, labels, config, request.output, shapers), computing
+
+    def work() -> Body:
+        results, computing = compute()
         return encode_answer(request, results, resolved_config(request, config), context, computing)
+
+    def frames(emit: Emit) -> None:
+        results, computing = compute()
+        resolved = resolved_config(request, config)
+        emit_one_layer(emit, request, results, resolved, context, computing)
 
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
     inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
-    return Prepared(work, estimate, inline)
+    return Prepared(work, estimate, inline, frames)
 
 
 def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:

@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
+from app.http.encoding import NDJSON
 from tests.app.test_routes_attention import serving
 from tests.support.tiny_bert import write_tiny_encoder
 
@@ -117,3 +119,15 @@ async def test_a_broken_folder_is_422_with_its_reason_and_listed_unavailable(
     assert response.status_code == 422
     assert "tiny-distilbert" in response.text.split("available:")[-1]
     assert "broken-bert" not in response.text.split("available:")[-1]
+
+
+async def test_a_folder_encoder_streams_its_layers(client: httpx.AsyncClient) -> None:
+    body = {"model": "tiny-distilbert", "text": TEXT, "output": {"metrics": True}}
+    whole = await answer(client, body)
+    response = await client.post("/attention", json=body, headers={"accept": NDJSON})
+    assert response.status_code == 200, response.text
+    frames = [orjson.loads(line) for line in response.content.splitlines()]
+    assert [frame["frame"] for frame in frames] == ["head", "layer", "layer", "end"]
+    for frame in frames[1:-1]:
+        for row, result in enumerate(frame["results"]):
+            assert result["attention"] == whole["results"][row]["attention"][frame["layer"]]

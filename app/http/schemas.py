@@ -364,7 +364,9 @@ class SequenceResult(BaseModel):
     embedding: Numbers | None = Field(None, description="Pretrained models: the sentence embedding")
     generation: dict[str, Any] | None = Field(
         None, description="Decoder models with `generate`: tokens, token_ids, text, logprobs, "
-        "attention (per new token: Nl × H × S_i), stop_reason",
+        "attention (per new token: Nl × H × S_i), top_k and pool (per new token, with "
+        "output.top_k or pool: its row shaped as one query, pool over blocks of keys), "
+        "stop_reason",
     )  # fmt: skip
     queries: list[int] | None = Field(
         None, description="With output.queries: the query positions of the attention rows"

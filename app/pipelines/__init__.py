@@ -61,12 +61,13 @@ def pipeline_for(request: AttentionRequest) -> Pipeline:
 
 
 async def choose(request: AttentionRequest, context: Context) -> Prepared:
-    """A decoder of ATTENTION_MODELS_DIR by its name, the random model, else the encoder (which
-    names the models served when the name is not its own either)."""
+    """A decoder of ATTENTION_MODELS_DIR by its name, the random model, else the encoder (an
+    encoder folder of ATTENTION_MODELS_DIR or the pretrained model, which names the models
+    served when the name is neither)."""
     from app.pipelines import decoder, encoder, random  # they import this module's types
     from attention import InputError
 
-    if request.model in context.service.decoders:
+    if context.service.models.kind(request.model) == "decoder":
         return await decoder.prepare(request, context)
     if request.generate is not None:
         raise InputError(

@@ -18,7 +18,7 @@ from app.pipelines.answer import attention_answer, metrics_answer, numpy
 from app.pipelines.encoder.checks import TRACED_STEPS
 from app.pipelines.encoder.cost import weighted_layers
 from app.pipelines.encoder.registry import Pretrained
-from app.pipelines.shaping import layers_shaped_fields, sequence_shaping
+from app.pipelines.shaping import shaped_layers
 from attention.bert import (
     BertOutput,
     LayerHook,
@@ -31,7 +31,6 @@ from attention.bert import (
 )
 from attention.metrics import HeadMetrics, head_metrics
 from attention.results import cut_step
-from attention.shaping import shape_weights
 
 Array = np.ndarray[Any, Any]
 
@@ -154,10 +153,8 @@ def _layer_fields(
         "steps": {step: layer_steps(traces, step, row, length, layers) for step in traced},
         "metrics": metrics,
     }
-    shaping = sequence_shaping(options, length)
-    if shaping is not None and chosen is not None:
-        shaped = [shape_weights(layer, shaping) for layer in chosen]
-        fields.update(layers_shaped_fields(shaped, shaping))
+    if chosen is not None:
+        fields.update(shaped_layers(chosen, options, length))
     return fields
 
 

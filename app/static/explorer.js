@@ -6,6 +6,7 @@ import { getSteps } from "./api.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ConfigForm } from "./form.js";
 import { ComparePanel } from "./panel-compare.js";
+import { ExactWindow } from "./exact-window.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
 import { ModelPanel } from "./panel-model.js";
@@ -34,13 +35,15 @@ const state = createState();
 const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
 const headsPanel = $("panel-heads");
-const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
+const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead, apiKey: () => form.apiKey() });
+const exactWindow = new ExactWindow(() => form.apiKey());
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
 const compare = new ComparePanel($("panel-compare"));
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
     if (tab.id === "tab-steps") steps.revealed();
+    if (tab.id === "tab-connections") connections.revealed();
     saveView();
   },
 });
@@ -54,9 +57,10 @@ const search = new SearchPanel($("head-search"), {
 const computation = new Computation({
   form,
   state,
-  parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary") },
+  parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary"), truncation: $("truncation") },
   onResult: () => {
     layerSteps.reset(state.body);
+    exactWindow.reset();
     if (pendingView) restoreView(pendingView);
     render();
     if (pendingView) restoreViewAfter(pendingView);
@@ -68,11 +72,19 @@ const computation = new Computation({
 function renderLayerViews() {
   const result = currentResult(state);
   const view = currentView(state);
-  renderHeadsPanel(headsPanel, view);
-  connections.show(view, state.head);
+  renderHeadsPanel(headsPanel, view, { onStatistic: chooseStatistic, exact: exactWindow, body: state.body });
+  connections.show(view, state.head, state.body);
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
   steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);
+}
+
+/** Max or mean: the block statistic an overview draws (a long input: long-inputs.js). */
+function chooseStatistic(statistic) {
+  state.statistic = statistic;
+  exactWindow.reset();
+  renderLayerViews();
+  if (showingPretrained(state)) renderModelView();
 }
 
 /** A head was chosen in one view (Connections, Steps, the model grid): every view follows. */

@@ -20,18 +20,21 @@ export function exactValue(value) {
  * when there is room on screen, else below it, at the cell's column.
  */
 function showTooltip(cell, text) {
+  placeTooltip(text, cell.getBoundingClientRect(), cell.closest("table").getBoundingClientRect());
+}
+
+/** Show `text` at the column of `box` (a cell's screen box), above `grid` (its map's box) or below. */
+export function placeTooltip(text, box, grid) {
   const tip = tooltipElement();
   if (!tip) return;
   tip.textContent = text;
   tip.hidden = false;
-  const box = cell.getBoundingClientRect();
-  const table = cell.closest("table").getBoundingClientRect();
   const width = tip.offsetWidth;
   const height = tip.offsetHeight;
   let left = box.left + box.width / 2 - width / 2;
   left = Math.max(8, Math.min(left, document.documentElement.clientWidth - width - 8));
-  let top = table.top - height - 6;
-  if (top < 8) top = table.bottom + 6;
+  let top = grid.top - height - 6;
+  if (top < 8) top = grid.bottom + 6;
   tip.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
 }
 

@@ -133,8 +133,8 @@ export class LayerSteps {
     const controller = new AbortController();
     this.controller = controller;
     this.position = position;
-    const { model, text } = this.body;
-    const body = { model, text, layers: [layer], output: { attention: "none", steps: "all", precision: 4 } };
+    const { model, text, truncate } = this.body; // a text cut to the model's length is cut again
+    const body = { model, text, truncate, layers: [layer], output: { attention: "none", steps: "all", precision: 4 } };
     let outcome;
     try {
       outcome = await postAttention(body, this.apiKey(), controller.signal);

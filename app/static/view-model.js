@@ -66,7 +66,7 @@ function overviewOf(result, position, statistic) {
     keyTokens: pool.key_bounds.slice(0, -1).map((_, b) => blockLabel(pool.key_bounds, b)),
     attention: overview[statistic],
     metrics: { entropy: atLayer(result.metrics?.entropy), mean_distance: atLayer(result.metrics?.mean_distance) },
-    shares: null,
+    shares: { cls: undefined, sep: undefined }, // they come with output.analysis, left out of an overview
     fullyMasked: [],
     overview,
   };

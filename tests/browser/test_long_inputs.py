@@ -89,7 +89,8 @@ def sent_body(page: Page, text: str, **fields: Any) -> dict[str, Any]:
     """Submit `text` and return the body the page sent for it."""
     with page.expect_request("**/attention") as sent:
         assert submit(page, text, **fields) == "ready"
-    body: dict[str, Any] = sent.value.post_data_json
+    body = sent.value.post_data_json
+    assert isinstance(body, dict)
     return body
 
 
@@ -157,7 +158,9 @@ def test_a_long_input_connects_each_query_to_its_strongest_keys(
     sent_body(page, long_text(300), **SMALL)
     with page.expect_request("**/attention") as sent:
         page.click("#tab-connections")
-    assert sent.value.post_data_json["output"]["top_k"] == 5
+    top_k_body = sent.value.post_data_json
+    assert isinstance(top_k_body, dict)
+    assert top_k_body["output"]["top_k"] == 5
     expect(page.locator("#connections")).to_have_attribute("data-state", "ready")
     expect(page.locator("#conn-caption")).to_contain_text("5 strongest keys")
     expect(page.locator("#connections button.conn-query")).to_have_count(128)

@@ -1,13 +1,11 @@
 // One head's card, used by the Heads panel and the model view's large view: the heatmap, the
 // head's metrics beside it and the SVG / PNG downloads.
 
-import { createCanvasHeatmap } from "./canvas-heatmap.js";
 import { AVERAGE_COLOUR, formatNumber, headColour } from "./colors.js";
 import { el } from "./dom.js";
 import { downloadButtons, heatmapSvg } from "./download.js";
 import { headType } from "./head-types.js";
 import { createHeatmap, exactValue } from "./heatmap.js";
-import { drawsAsTable } from "./long-inputs.js";
 
 const known = (value) => value !== null && value !== undefined;
 
@@ -85,34 +83,22 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
   const describe =
     map?.describe ??
     ((i, j) => `${title}: query “${tokens[i]}” (${i}) → key “${keyTokens[j]}” (${j}): ${exactValue(matrix[i][j])}`);
-  const drawn = drawsAsTable(tokens.length, keyTokens.length)
-    ? createHeatmap({
-        values: matrix,
-        rowLabels: tokens,
-        colLabels: keyTokens,
-        scale,
-        label,
-        head,
-        cellSize: keyTokens.length <= 16 ? 30 : 22,
-        readout,
-        topKeys,
-        showValues: true,
-        nullLabel: "null (not a number)",
-        describe: (i, j) => describe(i, j),
-      })
-    : createCanvasHeatmap({
-        rows: tokens.length,
-        cols: keyTokens.length,
-        valueAt: (i, j) => matrix[i][j],
-        rowLabel: (i) => tokens[i],
-        colLabel: (j) => keyTokens[j],
-        scale,
-        label,
-        describe,
-        readout,
-        data: { head, kind: view.overview ? "overview" : "exact" },
-        onChoose: map?.onChoose,
-      });
+  const drawn = createHeatmap({
+    values: matrix,
+    rowLabels: tokens,
+    colLabels: keyTokens,
+    scale,
+    label,
+    head,
+    cellSize: keyTokens.length <= 16 ? 30 : 22,
+    readout,
+    topKeys,
+    showValues: true,
+    nullLabel: "null (not a number)",
+    describe: (i, j) => describe(i, j),
+    kind: view.overview ? "overview" : "exact",
+    onChoose: map?.onChoose,
+  });
   const svgOf = () =>
     heatmapSvg({
       values: matrix,

@@ -57,10 +57,8 @@ export function renderHeadsPanel(container, view, { onStatistic = () => {}, exac
   const legendLabel = view.pretrained
     ? `Attention weight (shared by the ${attention.length} heads of layer ${view.layer})`
     : "Attention weight (shared by all heads)";
-  legendSlot.replaceChildren(
-    renderLegend(scale, legendLabel, { masked: true }),
-    view.overview ? statisticChoice(view, onStatistic) : null,
-  );
+  const legend = renderLegend(scale, legendLabel, { masked: true });
+  legendSlot.replaceChildren(...(view.overview ? [legend, statisticChoice(view, onStatistic)] : [legend]));
   const metrics = view.metrics ?? {};
   const shares = view.shares;
   const prefix = layerPrefix(view);

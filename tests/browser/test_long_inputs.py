@@ -15,6 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.browser.explorer_page import (
     DEFAULT_TEXT,
     HEAD_CARDS,
+    assert_accessible,
     choose_model,
     close_to,
     generation,
@@ -148,6 +149,7 @@ def test_a_long_input_draws_an_overview_then_a_heads_exact_window(
     output = {"attention": "per_head", "heads": [2], "queries": [query], "precision": 4}
     exact = post(base, {**body, "output": output})["attention"][0][0][key]
     assert close_to(number_at_end(shown), exact)
+    assert_accessible(page, f"an overview of {tokens} tokens and an exact window")
 
 
 def test_a_long_input_connects_each_query_to_its_strongest_keys(
@@ -164,6 +166,7 @@ def test_a_long_input_connects_each_query_to_its_strongest_keys(
     expect(page.locator("#connections")).to_have_attribute("data-state", "ready")
     expect(page.locator("#conn-caption")).to_contain_text("5 strongest keys")
     expect(page.locator("#connections button.conn-query")).to_have_count(128)
+    assert_accessible(page, "the top-k connections of 300 tokens")
     page.click("#conn-caption button.show-all")
     expect(page.locator("#connections button.conn-query")).to_have_count(300)
 

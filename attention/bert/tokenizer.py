@@ -37,7 +37,7 @@ class TokenizedBatch:
     word_ids: tuple[tuple[WordId, ...], ...]  # B × n_i: the word each token belongs to
     offsets: tuple[tuple[Offset, ...], ...]  # B × n_i
     inputs: tuple[str | tuple[str, ...], ...]  # what was tokenized: a text or a list of words
-    # B: each sequence's length before truncation (special tokens included); = lengths when uncut
+    # B: each sequence's length before truncation (special tokens included); () when not truncating
     original_lengths: tuple[int, ...] = ()
 
     @property
@@ -187,7 +187,8 @@ class WordPieceTokenizer:
             word_ids=tuple(tuple(encoding.word_ids) for encoding in encodings),
             offsets=tuple(tuple(encoding.offsets) for encoding in encodings),
             inputs=inputs,
-            original_lengths=tuple(_original_length(encoding) for encoding in encodings),
+            # counted only when a cut is allowed: uncut, they are the lengths
+            original_lengths=tuple(map(_original_length, encodings)) if truncate else (),
         )
 
     def _refuse_overflow(self, encodings: list[Encoding], field: str) -> None:

@@ -34,9 +34,9 @@ const $ = (id) => document.getElementById(id);
 const state = createState();
 const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
+const exactWindow = new ExactWindow(() => form.apiKey());
 const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead, apiKey: () => form.apiKey() });
-const exactWindow = new ExactWindow(() => form.apiKey());
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
 const compare = new ComparePanel($("panel-compare"));
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
@@ -60,7 +60,6 @@ const computation = new Computation({
   parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary"), truncation: $("truncation") },
   onResult: () => {
     layerSteps.reset(state.body);
-    exactWindow.reset();
     if (pendingView) restoreView(pendingView);
     render();
     if (pendingView) restoreViewAfter(pendingView);
@@ -72,6 +71,7 @@ const computation = new Computation({
 function renderLayerViews() {
   const result = currentResult(state);
   const view = currentView(state);
+  exactWindow.reset(); // the cards are drawn anew: an open window goes with them
   renderHeadsPanel(headsPanel, view, { onStatistic: chooseStatistic, exact: exactWindow, body: state.body });
   connections.show(view, state.head, state.body);
   const config = state.data.config ?? {};
@@ -82,7 +82,6 @@ function renderLayerViews() {
 /** Max or mean: the block statistic an overview draws (a long input: long-inputs.js). */
 function chooseStatistic(statistic) {
   state.statistic = statistic;
-  exactWindow.reset();
   renderLayerViews();
   if (showingPretrained(state)) renderModelView();
 }

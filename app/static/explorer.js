@@ -4,9 +4,9 @@
 
 import { getSteps } from "./api.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
+import { ExactWindow } from "./exact-window.js";
 import { ConfigForm } from "./form.js";
 import { ComparePanel } from "./panel-compare.js";
-import { ExactWindow } from "./exact-window.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
 import { ModelPanel } from "./panel-model.js";
@@ -36,7 +36,7 @@ const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
 const exactWindow = new ExactWindow(() => form.apiKey());
 const headsPanel = $("panel-heads");
-const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead, apiKey: () => form.apiKey() });
+const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
 const compare = new ComparePanel($("panel-compare"));
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
@@ -73,7 +73,7 @@ function renderLayerViews() {
   const view = currentView(state);
   exactWindow.reset(); // the cards are drawn anew: an open window goes with them
   renderHeadsPanel(headsPanel, view, { onStatistic: chooseStatistic, exact: exactWindow, body: state.body });
-  connections.show(view, state.head, state.body);
+  connections.show(view, state.head, { body: state.body, apiKey: () => form.apiKey() });
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
   steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);

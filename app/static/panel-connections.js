@@ -32,17 +32,16 @@ function matrixOfPairs(pairs, size) {
 export class ConnectionsPanel {
   /**
    * `container`: the panel, holding the head, lines, caption and readout parts. onHead(head): a
-   * head (not the average) was chosen here, so that the other views follow. apiKey(): the key
-   * the top-k requests send.
+   * head (not the average) was chosen here, so that the other views follow.
    */
-  constructor(container, { onHead = () => {}, apiKey = () => "" } = {}) {
+  constructor(container, { onHead = () => {} } = {}) {
     this.container = container;
     this.select = part(container, "head");
     this.lines = part(container, "lines");
     this.caption = part(container, "caption");
     this.readout = part(container, "readout");
     this.exports = part(container, "exports");
-    this.apiKey = apiKey;
+    this.apiKey = () => "";
     this.view = null;
     this.body = null;
     this.drawn = null; // what is on screen: the view and the choice it was drawn for
@@ -53,10 +52,14 @@ export class ConnectionsPanel {
     });
   }
 
-  /** Offer the heads of `view` and draw `head` (the one chosen in every view) once shown. */
-  show(view, head, body = null) {
+  /**
+   * Offer the heads of `view` and draw `head` (the one chosen in every view) once shown. body:
+   * the request behind the view, apiKey(): the key to send, for the top-k of a long input.
+   */
+  show(view, head, { body = null, apiKey = () => "" } = {}) {
     this.view = view;
     this.body = body;
+    this.apiKey = apiKey;
     this.shown = TOKENS_SHOWN;
     fillHeadSelect(this.select, view.attention?.length ?? 0, { average: true });
     this.selectHead(head);

@@ -305,6 +305,10 @@ class AttentionRequest(Strict):
         None, description="Decoder models: generate after the text (one text), with each new "
         "token's attention over the context and its log-probability",
     )  # fmt: skip
+    truncate: bool = Field(
+        False, description="Encoder models: cut a text longer than the model's max_seq_length "
+        "to it (results[i].truncated says how much) instead of a 422",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _one_query_source(self) -> AttentionRequest:
@@ -378,6 +382,10 @@ class SequenceResult(BaseModel):
     pool: dict[str, Numbers] | None = Field(
         None, description="With output.pool: max and mean (H × Nq × Nk), query_bounds (Nq + 1) "
         "and key_bounds (Nk + 1) in token positions: block i covers [bounds[i], bounds[i+1])",
+    )  # fmt: skip
+    truncated: dict[str, int] | None = Field(
+        None, description="With truncate, for a sequence that was cut: tokens (its length "
+        "before the cut, special tokens included) and kept (after it)",
     )  # fmt: skip
 
 

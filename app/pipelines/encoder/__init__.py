@@ -45,7 +45,9 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     config = pretrained.info.config
     layers = resolve_layers(request, config.num_hidden_layers)
     # off the event loop: the probes and other requests go on while a long text is tokenized
-    batch = await asyncio.to_thread(tokenize_request, request, pretrained.tokenizer)
+    batch = await asyncio.to_thread(
+        tokenize_request, request, pretrained.tokenizer, may_truncate=True
+    )
     estimate = pretrained_estimate(request, batch, config, layers, context.media_type)
     check_pretrained_limits(request, batch, estimate, context.service.settings)
     checked_shapings(request.output, config.num_attention_heads, batch.lengths)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from app.http.schemas import AttentionRequest, OutputOptions
 from app.pipelines.answer import attention_answer, metrics_answer, numpy
-from app.pipelines.encoder.checks import TRACED_STEPS
+from app.pipelines.encoder.checks import TRACED_STEPS, truncation_note
 from app.pipelines.encoder.cost import weighted_layers
 from app.pipelines.encoder.registry import Pretrained
 from app.pipelines.shaping import shaped_layers
@@ -207,6 +207,7 @@ def _end_fields(
         "analysis": analysis,
         "embedding": None if pooled is None else pooled[row],
         "fully_masked_queries": [],
+        "truncated": truncation_note(batch, row),
     }
 
 

@@ -76,6 +76,7 @@ def refuse_encoder_options(request: AttentionRequest) -> None:
         "layers": "layers" in request.model_fields_set,
         "output.embedding": options.embedding,
         "output.analysis": options.analysis,
+        "truncate": request.truncate,
     }
     for name, present in given.items():
         if present:

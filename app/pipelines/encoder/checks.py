@@ -56,13 +56,30 @@ def resolve_layers(request: AttentionRequest, num_layers: int) -> list[int]:
     return list(dict.fromkeys(request.layers))
 
 
-def tokenize_request(request: AttentionRequest, tokenizer: WordPieceTokenizer) -> TokenizedBatch:
-    """The request's words or text as the folder's tokenizer splits them (every family)."""
+def tokenize_request(
+    request: AttentionRequest, tokenizer: WordPieceTokenizer, *, may_truncate: bool = False
+) -> TokenizedBatch:
+    """The request's words or text as the folder's tokenizer splits them (every family); cut to
+    the model's length when the request asks for `truncate` and the family can (`may_truncate`)."""
+    if request.truncate and not may_truncate:
+        raise InputError(
+            f"truncate is for encoder models; model={request.model!r} refuses a text longer "
+            "than it takes instead of cutting it",
+            field="truncate",
+        )
+    cut = request.truncate
     if request.sequences is not None:
         words = [[str(token) for token in sequence] for sequence in request.sequences]
-        return tokenizer.encode_words(words)
+        return tokenizer.encode_words(words, truncate=cut)
     text = request.text
-    return tokenizer.encode([text] if isinstance(text, str) else list(text or []))
+    return tokenizer.encode([text] if isinstance(text, str) else list(text or []), truncate=cut)
+
+
+def truncation_note(batch: TokenizedBatch, row: int) -> dict[str, int] | None:
+    """results[i].truncated: sequence `row`'s length before and after the cut, or None if uncut."""
+    kept = batch.lengths[row]
+    tokens = batch.original_lengths[row] if batch.original_lengths else kept
+    return {"tokens": tokens, "kept": kept} if tokens > kept else None
 
 
 def check_batch_sizes(batch: TokenizedBatch, settings: Settings) -> None:

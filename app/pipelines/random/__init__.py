@@ -14,6 +14,7 @@ from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import Array, encode_answer, numpy
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
+from app.pipelines.frames import Emit, Frame, emit_one_layer
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
@@ -41,7 +42,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     check_estimate(estimate, settings, ADVICE)
     shapings = checked_shapings(request.output, config.num_heads, labels.query_lengths)
 
-    def work() -> Body:
+    def compute() -> tuple[list[dict[str, Any]], float, dict[str, Array] | None]:
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
         shapers, sink = batch_shapers(shapings, request.output, config, labels.query_lengths,
@@ -49,14 +50,35 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         layer = explicit_layer(request, model)
         result = run_model(request, labels, model, layer, sink)
         results = cut_results(result, labels, config, request.output, shapers)
-        resolved = resolved_config(request, config)
         weights = layer_parameters(layer or model.attention) if request.output.parameters else None
+        return results, computing, weights
+
+    def work() -> Body:
+        results, computing, weights = compute()
+        resolved = resolved_config(request, config)
         return encode_answer(request, results, resolved, context, computing, weights)
+
+    def frames(emit: Emit) -> None:
+        results, computing, weights = compute()
+        resolved = resolved_config(request, config)
+        emit_one_layer(with_parameters(emit, weights), request, results, resolved, context,
+                       computing)  # fmt: skip
 
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
     inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
-    return Prepared(work, estimate, inline)
+    return Prepared(work, estimate, inline, frames)
+
+
+def with_parameters(emit: Emit, weights: dict[str, Array] | None) -> Emit:
+    """A stream's end frame carries the layer's weights beside `meta`, where the answer has them."""
+    if weights is None:
+        return emit
+
+    def emit_with_weights(frame: Frame) -> None:
+        emit({**frame, "parameters": weights} if frame["frame"] == "end" else frame)
+
+    return emit_with_weights
 
 
 def layer_parameters(layer: MultiHeadAttention) -> dict[str, Array]:
@@ -76,6 +98,7 @@ def refuse_encoder_options(request: AttentionRequest) -> None:
         "layers": "layers" in request.model_fields_set,
         "output.embedding": options.embedding,
         "output.analysis": options.analysis,
+        "truncate": request.truncate,
     }
     for name, present in given.items():
         if present:

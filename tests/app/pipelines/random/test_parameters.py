@@ -23,6 +23,7 @@ from app.service import Service
 from app.serving.runtime import Timing
 from app.serving.settings import Settings
 from attention.cost import layer_parameter_count
+from attention_client.frames import assemble, typed_frame
 
 Array = np.ndarray[Any, Any]
 TEXT = "the man who passes the sentence should swing the sword"
@@ -136,3 +137,19 @@ def test_other_models_are_told_that_the_weights_are_the_random_models() -> None:
         AttentionRequest.model_validate(
             {"text": "a", "model": "all-minilm-l6-v2", "output": {"parameters": True}}
         )
+
+
+@pytest.mark.anyio
+async def test_a_stream_ends_with_the_same_weights_as_the_whole_answer(service: Service) -> None:
+    context = Context(service, time.perf_counter(), Timing(), JSON)
+    request = AttentionRequest.model_validate(body({"d_model": 8, "num_heads": 2, "seed": 2}))
+    prepared = await prepare(request, context)
+    assert prepared.frames is not None
+    frames: list[dict[str, Any]] = []
+    prepared.frames(frames.append)
+    assert [frame["frame"] for frame in frames] == ["head", "layer", "end"]
+    streamed = assemble([typed_frame(frame) for frame in frames])["parameters"]
+    whole = orjson.loads(bytes(prepared.work()))["parameters"]
+    assert streamed.keys() == whole.keys()
+    for name, value in streamed.items():  # JSON's shortest float32 form: equal once read as float32
+        np.testing.assert_array_equal(value, np.asarray(whole[name], dtype=value.dtype))

@@ -27,7 +27,7 @@ MSGPACK = "application/msgpack"
 MSGPACK_SEQ = "application/vnd.msgpack-seq"  # a streamed answer's frames
 REQUEST_FIELDS = frozenset({
     "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
-    "key_padding_mask", "attn_mask", "parameters", "model", "layers", "generate",
+    "key_padding_mask", "attn_mask", "parameters", "model", "layers", "generate", "truncate",
 })  # fmt: skip
 CONFIG_FIELDS = frozenset({
     "d_model", "num_heads", "num_kv_heads", "kdim", "vdim", "bias", "add_bias_kv",

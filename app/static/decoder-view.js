@@ -17,6 +17,9 @@ export function maskLayer(heads, window) {
   return heads.map((matrix) => matrix.map((row, i) => row.map((w, j) => (visible(i, j, window) ? w : null))));
 }
 
+/** The answer `data` of the model `model` (its GET /models entry), masked when it is a decoder's. */
+export const maskIfDecoder = (data, model) => (isDecoder(model) ? maskDecoderAnswer(data, model) : data);
+
 /**
  * Null the masked cells of every layer of every result of `data` (a decoder's answer), in place.
  * `model`: its GET /models entry, whose sliding_windows are per model layer.

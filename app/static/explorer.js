@@ -7,7 +7,7 @@ import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ExactWindow } from "./exact-window.js";
 import { ConfigForm } from "./form.js";
 import { ComparePanel } from "./panel-compare.js";
-import { isDecoder, maskDecoderAnswer } from "./decoder-view.js";
+import { maskIfDecoder } from "./decoder-view.js";
 import { GeneratePanel } from "./panel-generate.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
@@ -41,10 +41,7 @@ const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead, strip: $("pipeline"), onStep: () => tabs.select(tabs.byId("tab-steps")) });
 const compare = new ComparePanel($("panel-compare"), { form, body: () => state.body });
-const generate = new GeneratePanel($("panel-generate"), {
-  apiKey: () => form.apiKey(),
-  onHidden: (tab) => tabs.isSelected(tab) && tabs.select(tabs.byId("tab-heads")),
-});
+const generate = new GeneratePanel($("panel-generate"), { apiKey: () => form.apiKey(), onHidden: (tab) => tabs.isSelected(tab) && tabs.select(tabs.byId("tab-heads")) });
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
@@ -66,8 +63,7 @@ const computation = new Computation({
   parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary"), truncation: $("truncation") },
   onResult: () => {
     layerSteps.reset(state.body);
-    const decoder = form.modelEntry(state.body.model);
-    if (isDecoder(decoder)) maskDecoderAnswer(state.data, decoder);
+    maskIfDecoder(state.data, form.modelEntry(state.body.model));
     if (pendingView) restoreView(pendingView);
     render();
     if (pendingView) restoreViewAfter(pendingView);
@@ -183,7 +179,7 @@ function render() {
   // a pretrained result opens on its model view; the random model has none
   if (pretrained && !state.shownPretrained) tabs.select(tabs.byId("tab-model"));
   if (!pretrained && tabs.isSelected(tabs.byId("tab-model"))) tabs.select(tabs.byId("tab-heads"));
-  generate.show(isDecoder(form.modelEntry(state.body.model)) ? state.body : null);
+  generate.show(state.body, form.modelEntry(state.body.model));
   state.shownPretrained = pretrained;
   $("download-json").disabled = false;
 }

@@ -3,6 +3,7 @@
 // token, and the chosen token's attention over its context.
 
 import { postAttention } from "./api.js";
+import { isDecoder } from "./decoder-view.js";
 import { el, part } from "./dom.js";
 import { renderTokenAttention, renderTokenRow } from "./generation.js";
 import { setStatus } from "./status.js";
@@ -48,8 +49,9 @@ export class GeneratePanel {
     this.container.dataset.state = name;
   }
 
-  /** The result on the page: `body` is its request, or null when it is not a decoder's. */
-  show(body) {
+  /** The result on the page: `body`, its request, of `model` (its GET /models entry). */
+  show(requestBody, model) {
+    const body = isDecoder(model) ? requestBody : null; // a decoder's only
     this.tab.hidden = !body;
     if (!body) this.onHidden(this.tab);
     const prompt = body ? { model: body.model, text: body.text } : null;

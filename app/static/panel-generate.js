@@ -16,8 +16,10 @@ const CONTROLS = {
   top_k: { required: false, parse: Number },
   top_p: { required: false, parse: Number },
 };
-/** Past this many layer × head rows, one layer at a time is shown (the choice stays open). */
+/** Past this many layer × head rows, or cells in all (rows × the last token's context), one layer
+ * at a time is shown (the choice stays open): every cell is a table cell of the page. */
 const ALL_LAYERS_MAX_ROWS = 64;
+const ALL_LAYERS_MAX_CELLS = 12_000;
 
 export class GeneratePanel {
   /**
@@ -129,18 +131,20 @@ export class GeneratePanel {
     const generation = result.generation;
     const layers = data.config?.layers ?? result.layers ?? [];
     this.answer = { promptTokens: result.tokens, generation, layers };
-    this.fillLayers(layers, result.attention?.[0]?.length ?? 0);
+    const longest = result.tokens.length + Math.max(0, generation.tokens.length - 1);
+    this.fillLayers(layers, result.attention?.[0]?.length ?? 0, longest);
     this.choose(generation.tokens.length ? 0 : null);
     setStatus(`Generated ${generation.tokens.length} tokens (stopped: ${generation.stop_reason}).`);
     this.setState("ready");
   }
 
-  /** The layer choice: every layer when the rows are few, one layer otherwise. */
-  fillLayers(layers, heads) {
+  /** The layer choice: every layer when the cells are few, the last layer otherwise. */
+  fillLayers(layers, heads, context) {
     const select = this.part("layer");
-    const all = new Option("All layers", "all");
-    select.replaceChildren(all, ...layers.map((layer) => new Option(`Layer ${layer}`, String(layer))));
-    select.value = layers.length * heads <= ALL_LAYERS_MAX_ROWS ? "all" : String(layers[layers.length - 1]);
+    select.replaceChildren(new Option("All layers", "all"), ...layers.map((layer) => new Option(`Layer ${layer}`, String(layer))));
+    const rows = layers.length * heads;
+    const few = rows <= ALL_LAYERS_MAX_ROWS && rows * context <= ALL_LAYERS_MAX_CELLS;
+    select.value = few ? "all" : String(layers[layers.length - 1]);
     this.part("layer-field").hidden = false;
   }
 

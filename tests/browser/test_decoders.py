@@ -94,7 +94,7 @@ def test_the_selector_lists_every_model_with_its_architecture_and_why_one_is_una
 ) -> None:
     listed = models_of(decoder_server.base_url)
     open_explorer(page, decoder_server.base_url)
-    page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    page.wait_for_function("() => document.getElementById('model').dataset.loaded === 'true'")
     open_settings(page)
     options = page.locator("#model option")
     assert options.evaluate_all("os => os.map(o => o.value)") == [m["name"] for m in listed]

@@ -37,9 +37,9 @@ def joint_self_attention(
 ) -> list[AttentionOutput]:
     """`model(x, need_weights=True, trace=trace)` for each x (1, L, d_model), in one pass.
 
-    Every x must hold one sequence of the same length L. The weighted path only: a caller that wants neither weights
-    nor steps is answered by the fused kernel (`F.scaled_dot_product_attention`), whose numbers
-    this pass would not reproduce.
+    Every x must hold one sequence of the same length L. The weighted path only: a caller that
+    wants neither weights nor steps is answered by the fused kernel
+    (`F.scaled_dot_product_attention`), whose numbers this pass would not reproduce.
     """
     shapes = {tuple(x.shape[:2]) for x in token_embeddings}
     if len(shapes) != 1 or next(iter(shapes))[0] != 1:
@@ -53,7 +53,9 @@ def joint_self_attention(
     heads = [layer.heads(each.inputs, each.inputs, each.inputs) for each in embedded]
     q, k, v = (torch.cat(parts) for parts in zip(*heads, strict=True))  # (ΣB, H, L, d), …
     batch, _, length, _ = q.shape
-    bias = layer.attention_bias(batch, length, length, key_padding_mask=None, attn_mask=None, like=q)
+    bias = layer.attention_bias(
+        batch, length, length, key_padding_mask=None, attn_mask=None, like=q
+    )
     # the trace keeps the concatenation, which each caller projects on its own rows
     joined = layer.attend(q, k, v, bias, need_weights=True, trace=True)
     results, first = [], 0
@@ -70,7 +72,8 @@ def _own_rows(
     layer = model.attention
     concat = joined.trace["concat"][rows]  # (B_i, L, H·d), contiguous: whole leading rows
     output = F.linear(concat, layer.out_proj.weight, layer.out_proj.bias)  # (B_i, L, E)
-    assert joined.weights is not None and joined.fully_masked is not None
+    assert joined.weights is not None
+    assert joined.fully_masked is not None
     result = AttentionOutput(
         output=output, weights=joined.weights[rows], fully_masked=joined.fully_masked[rows]
     )

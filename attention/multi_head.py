@@ -212,7 +212,6 @@ class MultiHeadAttention(nn.Module):
         check_inputs(self.config, query, key, value, key_padding_mask, attn_mask)
         batch, length, _ = query.shape
         source_length = key.shape[1]
-        config = self.config
 
         q, k, v = self.heads(query, key, value)
         if not (need_weights or trace) and self._only_causal(key_padding_mask, attn_mask):

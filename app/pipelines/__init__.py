@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate
+from app.serving.batching import Joinable
 from app.serving.runtime import Timing
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Prepared:
     work: Callable[[], Body]
     estimate: Estimate
     inline: bool = False  # small enough to compute on the event loop (Admission.run)
+    join: Joinable | None = None  # a form that may share a pass with others (serving/batching)
 
 
 class Pipeline(Protocol):

@@ -80,7 +80,7 @@ async def post_attention(request: Request) -> Response:
     context = Context(service, started, timing, media_type)
     prepared = await pipeline_for(attention_request)(attention_request, context)
     held = prepared.estimate.peak_bytes + parsed_body_bytes(len(body))
-    content = await service.admission.run(prepared.work, timing, held, prepared.inline)
+    content = await service.batcher.run(prepared.work, timing, held, prepared.inline, prepared.join)
     return Response(content, media_type=media_type)
 
 

@@ -41,9 +41,11 @@ def sequences(model: AttentionModel, callers: int, length: int) -> list[torch.Te
 
 def assert_identical(alone: AttentionOutput, joint: AttentionOutput) -> None:
     assert torch.equal(joint.output, alone.output)
-    assert alone.weights is not None and joint.weights is not None
+    assert alone.weights is not None
+    assert joint.weights is not None
     assert torch.equal(joint.weights, alone.weights)
-    assert alone.fully_masked is not None and joint.fully_masked is not None
+    assert alone.fully_masked is not None
+    assert joint.fully_masked is not None
     assert torch.equal(joint.fully_masked, alone.fully_masked)
     assert list(joint.trace) == list(alone.trace)
     for name, tensor in alone.trace.items():

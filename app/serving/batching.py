@@ -118,14 +118,15 @@ class Batcher:
         memory_bytes: int,
         inline: bool = False,
         join: Joinable | None = None,
+        arrived: float | None = None,
     ) -> Body:
-        """The request's answer: from a pass with others of its key, or from `work` alone."""
+        """The request's answer: from a pass with others of its key, or from `work` alone.
+        Its deadline is `arrived` (perf_counter; now by default) plus the admission's timeout."""
         if join is None or self.wait_s <= 0:
             return await self.admission.run(work, timing, memory_bytes, inline)
         loop = asyncio.get_running_loop()
-        member = Member(
-            join, timing, memory_bytes, inline, time.perf_counter(), loop.create_future()
-        )
+        arrived = time.perf_counter() if arrived is None else arrived
+        member = Member(join, timing, memory_bytes, inline, arrived, loop.create_future())
         group = self._place(member, loop)
         outcome = await self._outcome(member, group)
         if isinstance(outcome, Alone):

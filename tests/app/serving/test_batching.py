@@ -177,7 +177,8 @@ def batcher(memory: int = 2**30, timeout_s: float = 30.0) -> Batcher:
 
 
 def members(names: str, **common: Any) -> list[Fake]:
-    gate, passes = threading.Event(), []
+    passes: list[list[str]] = []
+    gate = threading.Event()
     return [Fake(name, gate, passes, **common) for name in names]
 
 

@@ -27,14 +27,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
 SHAPES = [(2, 1), (5, 2), (3, 7), (8, 16), (2, 130)]
 
 
-def model_of(fields: dict[str, Any], dtype: torch.dtype) -> AttentionModel:
+# the service joins on the CPU only; on a GPU this says whether it could there too
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU")],
+    ),
+]
+
+
+def model_of(fields: dict[str, Any], dtype: torch.dtype, device: str = "cpu") -> AttentionModel:
     config = AttentionConfig(**{"d_model": 64, "num_heads": 4, **fields})
-    return AttentionModel(config).to(dtype).eval()
+    return AttentionModel(config).to(device=device, dtype=dtype).eval()
 
 
 def sequences(model: AttentionModel, callers: int, length: int) -> list[torch.Tensor]:
+    device = model.tokens.ids.weight.device
     return [
-        model.embed_tokens([[f"w{caller}.{position}" for position in range(length)]])
+        model.embed_tokens([[f"w{caller}.{position}" for position in range(length)]]).to(device)
         for caller in range(callers)
     ]
 
@@ -52,17 +63,18 @@ def assert_identical(alone: AttentionOutput, joint: AttentionOutput) -> None:
         assert torch.equal(joint.trace[name], tensor), name
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("trace", [False, True], ids=["weights", "every step"])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_each_caller_gets_exactly_its_own_result(
-    name: str, trace: bool, dtype: torch.dtype, threads: int
+    name: str, trace: bool, dtype: torch.dtype, threads: int, device: str
 ) -> None:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        model = model_of(CONFIGS[name], dtype)
+        model = model_of(CONFIGS[name], dtype, device)
         for callers, length in SHAPES:
             inputs = sequences(model, callers, length)
             with torch.inference_mode():

@@ -6,8 +6,10 @@
 One server per wait value (`0` = batching off) and the minimal FastAPI + orjson app
 (`benchmarks.baselines.minimal`), all up at once, same workers; per concurrency and round each
 is driven in turn by the same load generator (wrk when installed), so that the load of other
-processes falls on all alike. The table gives the medians over the rounds of req/s and p50, and
-per wait the median of the per-round ratios to batching off.
+processes falls on all alike. The table gives the medians over the rounds of req/s, p50 and
+the CPU time the server's processes spent per answered request (`/proc/PID/stat`, the steadier
+measure on a shared machine; not taken for the baseline), and per wait the median of the
+per-round ratios of req/s to batching off.
 """
 
 from __future__ import annotations
@@ -27,9 +29,29 @@ from app.serving.settings import Settings
 from benchmarks import peers, wrk
 from benchmarks.cases import CASES, Case
 from benchmarks.client import Load, drive
-from benchmarks.server import running_server
+from benchmarks.server import process_tree, running_server
 
 BASELINE = "minimal"
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+Driver = Callable[[tuple[str, int, str], Case, int], Load]
+
+
+@dataclass(frozen=True)
+class Served:
+    port: int
+    pid: int | None  # for its CPU time; None: not measured
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time of the process and its descendants (uvicorn's workers)."""
+    total = 0
+    for each in process_tree(pid) if pid else ():
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / TICKS_PER_S
 
 
 @dataclass(frozen=True)
@@ -39,12 +61,16 @@ class BatchRow:
     server: str  # "wait 1 ms", "off", or the baseline
     rps: float  # medians over the rounds
     p50_ms: float | None
+    cpu_ms: float | None  # server CPU per answered request
     vs_off: float | None  # median of the per-round ratios of req/s to batching off
     rounds: int
 
 
+def warm(url: tuple[str, int, str], case: Case, concurrency: int) -> Load:
+    return drive("asyncio", url, case.body(), case.accept, concurrency, 0.5, 4 * concurrency)
+
+
 def load(url: tuple[str, int, str], case: Case, concurrency: int, seconds: float) -> Load:
-    drive("asyncio", url, case.body(), case.accept, concurrency, 0.5, 4 * concurrency)  # warm
     if wrk.available():
         return wrk.drive_wrk(url, case.body(), case.accept, concurrency, seconds)
     return drive("asyncio", url, case.body(), case.accept, concurrency, seconds)
@@ -55,32 +81,40 @@ def label(wait_ms: float) -> str:
 
 
 @contextmanager
-def servers(waits: list[float], case: Case, log_dir: Path) -> Iterator[dict[str, int]]:
-    """The port of each server by its label: one per wait, and the baseline."""
+def servers(waits: list[float], case: Case, log_dir: Path) -> Iterator[dict[str, Served]]:
+    """Each server by its label: one per wait, and the baseline."""
     workers = int(os.environ.get("ATTENTION_WORKERS", Settings.model_fields["workers"].default))
     with ExitStack() as stack:
-        ports = {
-            label(wait): stack.enter_context(
-                running_server({"ATTENTION_BATCH_WAIT_MS": str(wait)}, log_dir)
-            ).port
-            for wait in waits
-        }
-        ports[BASELINE] = stack.enter_context(peers.running_minimal(workers, log_dir, case))
-        yield ports
+        found = {}
+        for wait in waits:
+            env = {"ATTENTION_BATCH_WAIT_MS": str(wait)}
+            server = stack.enter_context(running_server(env, log_dir))
+            found[label(wait)] = Served(server.port, server.process.pid)
+        port = stack.enter_context(peers.running_minimal(workers, log_dir, case))
+        found[BASELINE] = Served(port, None)
+        yield found
 
 
 def measure(
-    ports: dict[str, int],
+    served: dict[str, Served],
     case: Case,
     concurrency: int,
     rounds: int,
-    drive_one: Callable[[tuple[str, int, str], Case, int], Load],
+    drive_one: Driver,
+    warm_one: Driver | None = None,
 ) -> list[BatchRow]:
     """`rounds` turns of every server in order; medians, and ratios to "off" per round."""
-    seen: dict[str, list[Load]] = {name: [] for name in ports}
+    seen: dict[str, list[Load]] = {name: [] for name in served}
+    cpu: dict[str, list[float]] = {name: [] for name in served}
     for _ in range(rounds):
-        for name, port in ports.items():
-            seen[name].append(drive_one(("127.0.0.1", port, "/attention"), case, concurrency))
+        for name, server in served.items():
+            url = ("127.0.0.1", server.port, "/attention")
+            if warm_one is not None:
+                warm_one(url, case, concurrency)
+            before = cpu_seconds(server.pid)
+            seen[name].append(drive_one(url, case, concurrency))
+            if server.pid is not None and seen[name][-1].ok:
+                cpu[name].append((cpu_seconds(server.pid) - before) / seen[name][-1].ok * 1e3)
     off = seen.get(label(0))
     rows = []
     for name, loads in seen.items():
@@ -93,6 +127,7 @@ def measure(
                 server=name if name != BASELINE else "minimal app (BASELINE)",
                 rps=round(statistics.median(each.rps for each in loads), 1),
                 p50_ms=round(statistics.median(p50s), 2) if p50s else None,
+                cpu_ms=round(statistics.median(cpu[name]), 3) if cpu[name] else None,
                 vs_off=round(statistics.median(ratios), 2) if off and all(ratios) else None,
                 rounds=rounds,
             )
@@ -102,14 +137,16 @@ def measure(
 
 def table(rows: list[BatchRow]) -> str:
     lines = [
-        "| case | conc | server | req/s | p50 ms | req/s ÷ off |",
-        "|---|---|---|---|---|---|",
+        "| case | conc | server | req/s | p50 ms | CPU ms per request | req/s ÷ off |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ratio = "" if row.vs_off is None else f"{row.vs_off:.2f}"
         p50 = "" if row.p50_ms is None else f"{row.p50_ms:.2f}"
+        cpu = "" if row.cpu_ms is None else f"{row.cpu_ms:.3f}"
         lines.append(
-            f"| {row.case} | {row.concurrency} | {row.server} | {row.rps:,.1f} | {p50} | {ratio} |"
+            f"| {row.case} | {row.concurrency} | {row.server} | {row.rps:,.1f} | {p50} | {cpu} "
+            f"| {ratio} |"
         )
     return "\n".join(lines)
 
@@ -135,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         servers(waits, case, Path(folder)) as ports,
     ):
         for concurrency in (int(part) for part in args.concurrency.split(",")):
-            found = measure(ports, case, concurrency, args.rounds, drive_one)
+            found = measure(ports, case, concurrency, args.rounds, drive_one, warm)
             rows += found
             print(table(found).split("\n", 2)[2], flush=True)
     print("\nMicro-batching (same run, servers in turn, medians):\n" + table(rows))

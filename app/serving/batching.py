@@ -142,7 +142,7 @@ class Batcher:
             self._close(group, loop)
             group = None
         if group is None:
-            group = Group(key, member.arrived)
+            group = Group(key, time.perf_counter())
             self._open[key] = group
             loop.call_soon(self._gather, group, loop)
         group.members.append(member)

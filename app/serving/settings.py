@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         "0 = never",
     )  # fmt: skip
     batch_wait_ms: float = Field(
-        1.0, ge=0, le=100, description="Micro-batching: concurrent random-model requests of "
+        0.5, ge=0, le=100, description="Micro-batching: concurrent random-model requests of "
         "one joinable form (one sequence, same config and length, no mask, weights or steps) "
         "are computed in one pass, each answer bitwise what it would be alone; a group gathers "
         "while each turn of the event loop brings a newcomer, at most this long; a request "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from benchmarks.batching import BASELINE, label, measure, table
+from benchmarks.batching import BASELINE, Served, label, measure, table
 from benchmarks.cases import SMALL, Case
 from benchmarks.client import Load
 
@@ -12,7 +12,7 @@ RPS = {1: [100.0, 120.0, 90.0], 2: [150.0, 240.0, 180.0], 3: [300.0, 300.0, 300.
 
 
 def test_rounds_alternate_and_ratios_are_per_round() -> None:
-    ports = {label(0): 1, label(1): 2, BASELINE: 3}
+    ports = {label(0): Served(1, None), label(1): Served(2, None), BASELINE: Served(3, None)}
     turns: list[int] = []
 
     def drive_one(url: tuple[str, int, str], case: Case, concurrency: int) -> Load:
@@ -31,4 +31,5 @@ def test_rounds_alternate_and_ratios_are_per_round() -> None:
     assert on.vs_off == 2.0  # the median of 1.5, 2.0, 2.0
     assert off.vs_off == 1.0
     assert on.p50_ms == 2.0
-    assert "| small | 8 | wait 1 ms | 180.0 | 2.00 | 2.00 |" in table(rows)
+    assert on.cpu_ms is None  # no process to measure
+    assert "| small | 8 | wait 1 ms | 180.0 | 2.00 |  | 2.00 |" in table(rows)

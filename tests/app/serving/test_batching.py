@@ -16,13 +16,14 @@ from typing import Any
 
 import ormsgpack
 import pytest
+import torch
 
 from app.http.encoding import MSGPACK, Body
 from app.http.errors import DeadlineExceeded, NotReady
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.random import prepare
-from app.service import Service
+from app.service import Service, torch_threads
 from app.serving.batching import Batcher, Outcome
 from app.serving.runtime import Admission, MemoryBudget, Timing
 from app.serving.settings import Settings
@@ -52,8 +53,14 @@ def attention_request(index: int, form: dict[str, Any], length: int = 7) -> Atte
 
 @pytest.fixture
 def service() -> Iterator[Service]:
-    service = Service.from_settings(Settings(batch_wait_ms=50))
+    """With the torch threads the service's lifespan sets: the numbers are compared at the
+    thread count they are computed with in production."""
+    settings = Settings(batch_wait_ms=50)
+    service = Service.from_settings(settings)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(torch_threads(settings))
     yield service
+    torch.set_num_threads(previous)
     service.admission.shutdown()
 
 
@@ -63,7 +70,11 @@ async def prepared(service: Service, request: AttentionRequest) -> tuple[Prepare
 
 
 async def answer_together(service: Service, requests: list[AttentionRequest]) -> list[Body]:
+    """Their answers, after one has built the module: then every one of them is computed on
+    the event loop (inline), joined or alone, in the same thread."""
+    (await prepared(service, requests[0]))[0].work()
     ready = [await prepared(service, request) for request in requests]
+    assert all(p.inline for p, _ in ready)
     return await asyncio.gather(
         *(
             service.batcher.run(p.work, c.timing, p.estimate.peak_bytes, p.inline, p.join)

@@ -27,7 +27,7 @@ class Service:
     batcher: Batcher
     cache: ModuleCache
     pretrained: PretrainedRegistry
-    decoders: ModelLibrary
+    models: ModelLibrary  # the encoder and decoder folders of ATTENTION_MODELS_DIR
     draining: bool = False
     started: bool = field(default=False)
 
@@ -52,7 +52,7 @@ class Service:
             pretrained=PretrainedRegistry.from_setting(
                 settings.model_path, device, settings.max_model_bytes
             ),
-            decoders=ModelLibrary(
+            models=ModelLibrary(
                 Path(settings.models_dir) if settings.models_dir else None,
                 device,
                 budget_bytes=settings.models_memory_bytes,
@@ -73,7 +73,7 @@ class Service:
         }
 
     def model_names(self) -> list[str]:
-        return [RANDOM_MODEL, *self.pretrained.names, *self.decoders.names]
+        return [RANDOM_MODEL, *self.pretrained.names, *self.models.names]
 
     @property
     def ready(self) -> bool:

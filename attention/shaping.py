@@ -97,6 +97,7 @@ class WeightsShaper:
         self.positions = torch.tensor(list(queries), dtype=torch.long)  # the kept query rows
         self.dense: list[Tensor] = []
         self.top: list[TopK] = []
+        self.ranks: list[Tensor] = []  # the ranks of the rows added, block after block
         self.pooled: Pooled | None = None
         self.query_bins: Tensor | None = None
         self.key_bins: Tensor | None = None
@@ -122,6 +123,7 @@ class WeightsShaper:
             rows = rows[self.heads.to(rows.device)]
         if self.shaping.average:
             rows = rows.mean(dim=0, keepdim=True)
+        self.ranks.append(ranks)
         if not self.shaping.reduces:
             self.dense.append(rows)
         if self.shaping.top_k is not None:
@@ -130,8 +132,10 @@ class WeightsShaper:
             self._pool(rows, self.query_bins[ranks].to(rows.device))
 
     def _contiguous(self, first: int, last: int) -> bool:
-        """Whether the kept rows of ranks first..last are consecutive positions."""
-        return int(self.positions[last]) - int(self.positions[first]) == last - first
+        """Whether the kept rows of ranks first..last are consecutive, increasing positions
+        (every step, not the ends alone: (0, 5, 2) spans 2 over 2 steps too)."""
+        steps = self.positions[first : last + 1].diff()
+        return bool((steps == 1).all())
 
     def _pool(self, rows: Tensor, query_bins: Tensor) -> None:
         assert self.key_bins is not None
@@ -156,10 +160,10 @@ class WeightsShaper:
     def result(self) -> Shaped:
         dense = None
         if not self.shaping.reduces:
-            dense = torch.cat(self.dense, dim=1) if self.dense else self._empty_dense()
+            dense = self._in_order(self.dense) if self.dense else self._empty_dense()
         top = None
         if self.top:
-            top = TopK(*(torch.cat(parts, dim=1) for parts in zip(*self.top, strict=True)))
+            top = TopK(*(self._in_order(parts) for parts in zip(*self.top, strict=True)))
         pooled = self.pooled
         if pooled is not None:
             sums = pooled.mean
@@ -167,6 +171,15 @@ class WeightsShaper:
             pooled = pooled._replace(mean=sums / sizes.to(sums))
             pooled = pooled._replace(query_bounds=self._positions_of(pooled.query_bounds))
         return Shaped(dense, top, pooled)
+
+    def _in_order(self, parts: Sequence[Tensor]) -> Tensor:
+        """The rows of the blocks, (H, r, …) each, in the order of `queries`: blocks come in
+        position order, a list of queries may not."""
+        rows = torch.cat(list(parts), dim=1)
+        order = torch.cat(self.ranks)
+        if bool((order.diff() > 0).all()):
+            return rows
+        return rows[:, order.argsort().to(rows.device)]
 
     def _positions_of(self, ranks: list[int]) -> list[int]:
         """Block bounds over kept rows, as token positions (the rows are a range when pooled)."""

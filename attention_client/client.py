@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -21,8 +21,10 @@ import ormsgpack
 
 from attention_client.arrays import decode_arrays
 from attention_client.errors import ClientError, error_for
+from attention_client.frames import Frame, msgpack_frames
 
 MSGPACK = "application/msgpack"
+MSGPACK_SEQ = "application/vnd.msgpack-seq"  # a streamed answer's frames
 REQUEST_FIELDS = frozenset({
     "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
     "key_padding_mask", "attn_mask", "parameters", "model", "layers", "generate",
@@ -132,6 +134,29 @@ class AttentionClient:
         answer: dict[str, Any] = decode_arrays(ormsgpack.unpackb(response.content))
         return answer
 
+    def stream(self, **fields: Any) -> Iterator[Frame]:
+        """POST /attention streamed, the same keywords as `attention`: a `Head`, then a `Layer`
+        as soon as the service has computed each layer, then an `End` (arrays as numpy).
+        `attention_client.frames.assemble(frames)` puts them together into `attention`'s answer.
+        An error before the stream is raised as `attention` raises it (after the retries); an
+        error frame in it (504: past the deadline) as the same typed error. Leaving the loop
+        early closes the connection, and the service stops computing."""
+        body = build_request(**fields)
+        headers = {"Accept": MSGPACK_SEQ}
+        for attempt in range(self.retries + 1):
+            try:
+                with self.http.stream("POST", "/attention", json=body, headers=headers) as response:
+                    if response.status_code < 400:
+                        yield from msgpack_frames(response.iter_bytes())
+                        return
+                    response.read()
+                    self._refuse_or_wait(response, attempt)
+            except httpx.HTTPError as error:
+                raise ClientError(f"POST /attention (streamed): {error}") from error
+            except ValueError as error:  # cut short, or not the service's frames
+                raise ClientError(f"POST /attention (streamed): {error}") from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def models(self) -> list[dict[str, Any]]:
         """GET /models: the served models and their limits."""
         models: list[dict[str, Any]] = self._send("GET", "/models").json()["models"]
@@ -150,12 +175,16 @@ class AttentionClient:
                 raise ClientError(f"{method} {path}: {error}") from error
             if response.status_code < 400:
                 return response
-            wait = retry_after_seconds(response.headers.get("retry-after"))
-            if response.status_code in RETRIED and attempt < self.retries:
-                self.sleep(min(self.max_wait_s, DEFAULT_WAIT_S if wait is None else wait))
-                continue
-            raise _error(response, wait)
+            self._refuse_or_wait(response, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _refuse_or_wait(self, response: httpx.Response, attempt: int) -> None:
+        """An error answer: wait before the next attempt (429, 503), or raise it."""
+        wait = retry_after_seconds(response.headers.get("retry-after"))
+        if response.status_code in RETRIED and attempt < self.retries:
+            self.sleep(min(self.max_wait_s, DEFAULT_WAIT_S if wait is None else wait))
+            return
+        raise _error(response, wait)
 
 
 def _error(response: httpx.Response, retry_after: float | None) -> ClientError:

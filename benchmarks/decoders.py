@@ -2,7 +2,10 @@
 every layer's attention, per architecture and length, and greedy generation.
 
     .venv/bin/python -m benchmarks.decoders                # small models, 128 and 1,024 tokens
-    .venv/bin/python -m benchmarks.decoders --smoke        # tiny models, 16 tokens, 2 runs
+    .venv/bin/python -m benchmarks.decoders --smoke        # tiny models, 16 tokens, 1 run
+    .venv/bin/python -m benchmarks.decoders --no-http      # in-process only (--http: HTTP only)
+
+`make bench` (benchmarks/run.py) prints the same tables after its own.
 
 The folders are built in a temporary directory with transformers (random weights, seeded): the
 sizes, not the weights, make the time. Each case alternates ours and theirs run by run, so that
@@ -19,6 +22,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +92,7 @@ def run(lengths: list[int], runs: int, new_tokens: int, smoke: bool) -> list[dic
     rows = []
     with tempfile.TemporaryDirectory() as root:
         for model_type, fields in SMALL.items():
-            shape = {**fields, **_tiny(model_type)} if smoke else fields
+            shape = _shape(model_type, fields, smoke)
             folder = build(Path(root), model_type, shape, 64 if smoke else VOCAB)
             model, _, info = load_decoder(folder)
             reference = AutoModelForCausalLM.from_pretrained(
@@ -126,38 +130,52 @@ def measure(
     return [*rows, {"case": f"greedy {new_tokens} new, attention kept", **row}]
 
 
-def http(runs: int, new_tokens: int) -> list[dict[str, Any]]:
-    """End to end: POST /attention to a real server (`tests.support.server.launch`) serving the
-    small Llama from ATTENTION_MODELS_DIR, JSON, every layer's per-head attention."""
+def http(runs: int, new_tokens: int, smoke: bool = False) -> list[dict[str, Any]]:
+    """End to end: POST /attention to a real server (`tests.support.server.running_server`, 1
+    worker) serving the four small models from ATTENTION_MODELS_DIR, JSON, every layer."""
     import httpx
 
     from tests.support.server import running_server
 
-    words = ["once", "upon", "a", "time", "there", "was", "an", "old", "king"]
+    lengths = [16] if smoke else [128, 1024]
     rows = []
     with tempfile.TemporaryDirectory() as root:
-        build(Path(root) / "models", "llama", SMALL["llama"], VOCAB)
-        env = {"ATTENTION_MODELS_DIR": str(Path(root) / "models"), "ATTENTION_WORKERS": "1"}
+        models = Path(root) / "models"
+        for model_type, fields in SMALL.items():
+            build(models, model_type, _shape(model_type, fields, smoke), 64 if smoke else VOCAB)
+        env = {"ATTENTION_MODELS_DIR": str(models), "ATTENTION_WORKERS": "1"}
         with (
             running_server(env) as server,
-            httpx.Client(base_url=server.base_url, timeout=300) as client,
+            httpx.Client(base_url=server.base_url, timeout=600) as client,
         ):
-            for length in (128, 1024):
-                text = " ".join(words[i % len(words)] for i in range(length - 1))  # + <s>
-                # per head, 1,024 tokens would be 33.5 M numbers: past the 256 MiB answer limit
-                attention = "per_head" if length <= 128 else "average"
-                body = {"model": "llama", "text": text, "output": {"attention": attention}}
-                rows.append(_post(client, body, f"forward {length}, {attention}", runs))
-            body = {
-                "model": "llama",
-                "text": "once upon a time",
-                "generate": {"max_new_tokens": new_tokens},
-            }
-            rows.append(_post(client, body, f"greedy {new_tokens} new", runs))
+            for model_type in SMALL:
+                for case, body in http_bodies(model_type, lengths, new_tokens):
+                    rows.append(_post(client, body, model_type, case, runs))
     return rows
 
 
-def _post(client: Any, body: dict[str, Any], case: str, runs: int) -> dict[str, Any]:
+def http_bodies(
+    model_type: str, lengths: list[int], new_tokens: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Per length the attention of every layer, per head up to 128 tokens (1,024 per head would
+    be 33.5 M numbers: past the 256 MiB answer limit, 413), averaged beyond; at the longest, the
+    8 largest weights of each head's rows (output.top_k); then greedy generation."""
+    words = ["once", "upon", "a", "time", "there", "was", "an", "old", "king"]
+    bodies = []
+    for length in lengths:
+        text = " ".join(words[i % len(words)] for i in range(length - 1))  # + <s> (not GPT-2)
+        attention = "per_head" if length <= 128 else "average"
+        output: dict[str, Any] = {"attention": attention}
+        bodies.append((f"{length} tokens, {attention}", {"text": text, "output": output}))
+    bodies.append((f"{length} tokens, per head top_k 8", {"text": text, "output": {"top_k": 8}}))
+    greedy = {"text": "once upon a time", "generate": {"max_new_tokens": new_tokens}}
+    bodies.append((f"greedy {new_tokens} new, per-head rows", greedy))
+    return [(case, {"model": model_type, **body}) for case, body in bodies]
+
+
+def _post(
+    client: Any, body: dict[str, Any], model_type: str, case: str, runs: int
+) -> dict[str, Any]:
     client.post("/attention", json=body).raise_for_status()  # the first loads the model
     totals, computes, size = [], [], 0
     for _ in range(runs):
@@ -168,9 +186,13 @@ def _post(client: Any, body: dict[str, Any], case: str, runs: int) -> dict[str, 
         computes.append(response.json()["meta"]["compute_ms"])
         size = len(response.content)
     return {
-        "architecture": "llama", "case": f"HTTP JSON, {case}", "http_ms": statistics.median(totals),
+        "architecture": model_type, "case": case, "http_ms": statistics.median(totals),
         "server_compute_ms": statistics.median(computes), "response_bytes": size,
     }  # fmt: skip
+
+
+def _shape(model_type: str, fields: dict[str, Any], smoke: bool) -> dict[str, Any]:
+    return {**fields, **_tiny(model_type)} if smoke else fields
 
 
 def _tiny(model_type: str) -> dict[str, Any]:
@@ -182,34 +204,68 @@ def _tiny(model_type: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def available() -> bool:
+    """Whether transformers, the reference, is installed (the dev extra)."""
+    return find_spec("transformers") is not None
+
+
+def report(
+    smoke: bool, runs: int = 7, *, in_process: bool = True, over_http: bool = True
+) -> dict[str, Any]:
+    """The machine and both tables' rows; `smoke`: tiny models, 16 tokens, 4 new, 1 run."""
+    lengths, new = ([16], 4) if smoke else ([128, 1024], 32)
+    runs = 1 if smoke else runs
+    machine = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_before": os.getloadavg(),
+    }
+    return {
+        "machine": machine,
+        "rows": run(lengths, runs, new, smoke) if in_process else [],
+        "http": http(max(1, runs // 2), new, smoke) if over_http else [],
+        "load_after": os.getloadavg(),
+    }
+
+
+def tables(measured: dict[str, Any]) -> str:
+    """Both tables in Markdown, as docs/models.md shows them."""
+    lines = []
+    if measured["rows"]:
+        lines += ["| architecture | case | in-process ms | transformers eager ms | ratio |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {row['architecture']} | {row['case']} | {row['ours_ms']:,.1f} | "
+            f"{row['transformers_ms']:,.1f} | {row['ratio']:.2f} |"
+            for row in measured["rows"]
+        ]
+    if measured["http"]:
+        lines += ["", "| architecture | request (HTTP, JSON) | HTTP ms | server ms | answer bytes "
+                  "|", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {row['architecture']} | {row['case']} | {row['http_ms']:,.1f} | "
+            f"{row['server_compute_ms']:,.1f} | {row['response_bytes']:,} |"
+            for row in measured["http"]
+        ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny models, 16 tokens, 2 runs")
+    parser.add_argument("--smoke", action="store_true", help="tiny models, 16 tokens, 1 run")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the machine and the rows here")
-    parser.add_argument("--http", action="store_true", help="end to end over HTTP instead")
+    parser.add_argument("--http", action="store_true", help="end to end over HTTP only")
+    parser.add_argument("--no-http", action="store_true", help="in-process only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    lengths, runs, new = ([16], 2, 4) if args.smoke else ([128, 1024], args.runs, 32)
-    if args.http:
-        rows = http(args.runs, new)
-        for row in rows:
-            print(row)
-        return
-    rows = run(lengths, runs, new, args.smoke)
-    print("| architecture | case | in-process ms | transformers eager ms | ratio |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print(
-            f"| {row['architecture']} | {row['case']} | {row['ours_ms']:.1f} | "
-            f"{row['transformers_ms']:.1f} | {row['ratio']:.2f} |"
-        )
+    measured = report(args.smoke, args.runs, in_process=not args.http, over_http=not args.no_http)
+    print(tables(measured))
     if args.json:
-        machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                   "torch": torch.__version__, "threads": args.threads,
-                   "load": os.getloadavg()}  # fmt: skip
-        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps(measured, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     python -m benchmarks.memory            every case, a table (docs/reliability.md)
 
+The decoder cases serve benchmarks/decoders.py's small Llama from ATTENTION_MODELS_DIR, built
+with transformers in a temporary folder (skipped without it).
+
 Each case runs in its own process: the service is built in-process, a tiny request warms it,
 then the case's request runs exactly as POST /attention runs it (checks, estimate, computation,
 cut, encoding) and the process's peak resident memory (ru_maxrss) less its resident memory before
@@ -14,10 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
+
+from benchmarks.decoders import SMALL, VOCAB, build
 
 CASES: dict[str, dict[str, Any]] = {
     "random 8×512, d 512, 8 heads, per-head": {
@@ -55,6 +64,23 @@ CASES: dict[str, dict[str, Any]] = {
         "output": {"steps": "all"},
     },
 }
+WORDS = ["once", "upon", "a", "time", "there", "was", "an", "old", "king"]
+DECODER = "llama"  # benchmarks/decoders.py's small Llama: 4 layers, width 256, 8 heads on 2 K/V
+DECODER_CASES: dict[str, dict[str, Any]] = {
+    "decoder 1×512, per-head, 4 layers": {
+        "model": DECODER, "text": " ".join(WORDS[i % 9] for i in range(511)),
+    },
+    "decoder 1×1024, top_k 8, 4 layers": {
+        "model": DECODER, "text": " ".join(WORDS[i % 9] for i in range(1023)),
+        "output": {"top_k": 8},
+    },
+    "decoder greedy 64 new after 256, per-head rows": {
+        "model": DECODER, "text": " ".join(WORDS[i % 9] for i in range(255)),
+        "generate": {"max_new_tokens": 64},
+    },
+}  # fmt: skip
+"""Run when transformers (the dev extra) can build the folder: ATTENTION_MODELS_DIR."""
+CASES |= DECODER_CASES
 
 
 def rss_bytes() -> int:
@@ -85,6 +111,8 @@ def measure(name: str) -> dict[str, Any]:
 
     run({"text": "warm up", "config": {"d_model": 8, "num_heads": 2}})
     run({"model": "all-minilm-l6-v2", "text": "warm up"})
+    if name in DECODER_CASES:  # loaded, and its first pass made, before the measure
+        run({"model": DECODER, "text": "warm up", "generate": {"max_new_tokens": 2}})
     before = rss_bytes()
     estimated, answer_estimate, answer = run(CASES[name])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
@@ -99,9 +127,20 @@ def main() -> None:
     if args.case:
         print(json.dumps(measure(args.case)))
         return
+    with tempfile.TemporaryDirectory() as models:
+        names = list(CASES)
+        if find_spec("transformers"):
+            build(Path(models), DECODER, SMALL[DECODER], VOCAB)
+            os.environ["ATTENTION_MODELS_DIR"] = models  # for the processes of the cases
+        else:
+            names = [name for name in names if name not in DECODER_CASES]
+        table(names)
+
+
+def table(names: list[str]) -> None:
     print("| case | estimated peak | measured peak | ratio | answer estimated | answer |")
     print("|---|---|---|---|---|---|")
-    for name in CASES:
+    for name in names:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.memory", "--case", name],
             capture_output=True, text=True, check=True,

@@ -13,7 +13,11 @@
    server driven by wrk when installed (else the bundled asyncio client) at concurrency 1 and
    8, right after, so that both see the same machine; the server's peak resident memory while
    it serves the large case at concurrency 8.
-3. A table (Markdown), the targets of docs/performance.md met or missed, and with `--json` the
+3. The decoders (benchmarks/decoders.py, docs/models.md): per architecture, a forward pass with
+   every layer's attention at 128 and 1,024 tokens and greedy generation, in process beside
+   transformers eager on the same folder, then end to end through a server of their own
+   (--smoke: tiny models, in process only; --no-decoders skips them).
+4. A table (Markdown), the targets of docs/performance.md met or missed, and with `--json` the
    whole run, machine-readable.
 
 The server inherits the environment: ATTENTION_WORKERS, ATTENTION_TORCH_THREADS and the other
@@ -39,7 +43,7 @@ from app.http.encoding import MSGPACK, decode_msgpack_arrays
 from app.service import Service, torch_threads
 from app.serving.settings import Settings
 from attention.bert import bundled_model_path
-from benchmarks import batching, peers, pretrained_peers, report, wrk
+from benchmarks import batching, decoders, peers, pretrained_peers, report, wrk
 from benchmarks.cases import Case, select, server_env
 from benchmarks.client import Load, drive
 from benchmarks.inprocess import InProcess, encoder_timings, library_ratios, time_case
@@ -76,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-batching", action="store_true",
         help="skip micro-batching off and on at c=1, 8, 32 (skipped with --smoke)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-decoders", action="store_true",
+        help="skip the decoders beside transformers eager (benchmarks/decoders.py)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.client == "wrk" and not wrk.available():
@@ -146,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         batching.main(["--waits", waits, "--rounds", str(args.peer_rounds), "--json",
                        str(folder_json)])  # fmt: skip
         run["batching"] = json.loads(folder_json.read_text())
+    if not args.no_decoders and decoders.available():
+        print("\nDecoders beside transformers eager (benchmarks/decoders.py)...", flush=True)
+        # --smoke: tiny models in process only; else also a real server (ATTENTION_MODELS_DIR)
+        run["decoders"] = decoders.report(args.smoke, over_http=not (args.smoke or args.no_server))
     run["load_average_after"] = report.load_average()
     run["elapsed_s"] = round(time.perf_counter() - began, 1)
 
@@ -155,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nBeside the BASELINE (same run, alternating turns):\n" + peers.table(peer_rows))
     if memory:
         print(_memory_text(memory))
+    if run.get("decoders"):
+        print("\nDecoders, in process beside transformers eager (ratio: ours / theirs, the "
+              "same run), then end to end:\n" + decoders.tables(run["decoders"]))  # fmt: skip
     if not args.smoke:
         print("\nTargets (docs/performance.md):\n" + report.targets_text(found))
     print(f"\nload average {run['load_average_after']}, {run['elapsed_s']} s in all")

@@ -16,21 +16,36 @@ import ormsgpack
 JSON = "application/json"
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
+# streamed answers, one frame per layer (docs/architecture.md, streaming): NDJSON, one JSON
+# object a line; and MessagePack objects back to back (a "sequence", as RFC 7464 for JSON)
+NDJSON = "application/x-ndjson"
+MSGPACK_SEQ = "application/vnd.msgpack-seq"
+FRAME_ENCODINGS = {NDJSON: JSON, MSGPACK_SEQ: MSGPACK}  # a stream's type -> its frames' encoding
 
 Array = np.ndarray[Any, Any]
 
 
 def negotiate(accept: str | None) -> str:
-    """MessagePack when the Accept header names one of its types with a quality above 0 and no
-    lower than JSON's; JSON otherwise (and without the header). A wildcard (`*/*`,
-    `application/*`) never selects MessagePack: a client gets it only by asking for it."""
+    """The type the Accept header rates highest of a stream (MessagePack frames, NDJSON),
+    MessagePack and JSON, in that order on a tie; JSON without the header or when none is
+    accepted. A wildcard (`*/*`, `application/*`) counts for JSON only: a client gets the
+    others only by naming them."""
     if not accept:
         return JSON
     ranges = _media_ranges(accept)
-    msgpack = max((ranges.get(name, 0.0) for name in MSGPACK_TYPES), default=0.0)
-    if msgpack > 0 and msgpack >= _quality(ranges, JSON):
-        return MSGPACK
-    return JSON
+    offers = {
+        MSGPACK_SEQ: ranges.get(MSGPACK_SEQ, 0.0),
+        NDJSON: ranges.get(NDJSON, 0.0),
+        MSGPACK: max(ranges.get(name, 0.0) for name in MSGPACK_TYPES),
+        JSON: _quality(ranges, JSON),
+    }
+    best = max(offers, key=offers.__getitem__)  # the first of the highest: the order above
+    return best if offers[best] > 0 else JSON
+
+
+def frames_encoding(media_type: str) -> str:
+    """The encoding of an answer's numbers: a stream's frames', or the whole answer's."""
+    return FRAME_ENCODINGS.get(media_type, media_type)
 
 
 def _media_ranges(accept: str) -> dict[str, float]:
@@ -103,6 +118,16 @@ def encode(
     out = bytearray()
     _write_json(prepared, out)
     return memoryview(out)  # no copy of what may be hundreds of megabytes
+
+
+def encode_frame(
+    payload: Any, media_type: str, precision: int | None = None, *, float16: bool = False
+) -> bytes:
+    """One frame of a stream of `media_type`: a JSON object and a newline, or one MessagePack
+    object (orjson escapes every newline inside strings, so a line is a frame)."""
+    encoding = FRAME_ENCODINGS[media_type]
+    body = encode(payload, encoding, precision, float16=float16)
+    return b"".join((body, b"\n")) if encoding == JSON else bytes(body)
 
 
 def _contiguous(value: Any) -> Any:

@@ -6,6 +6,7 @@
     ├── TooLarge         413     over a configured limit (body, tokens, batch, work estimate)
     ├── Overloaded       429     no free slot and the wait queue full; carries Retry-After
     ├── Unauthorized     401     a missing or wrong API key
+    ├── NotAcceptable    406     a stream (Accept) of a model that does not stream
     ├── NotReady         503     draining, or out of memory
     └── DeadlineExceeded 504     the computation ran past its deadline
 
@@ -53,6 +54,10 @@ class Unauthorized(ServiceError):
         self, message: str = "a valid API key is required: Authorization: Bearer <key>"
     ) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class NotAcceptable(ServiceError):
+    status_code = 406
 
 
 class TooLarge(ServiceError):

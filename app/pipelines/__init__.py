@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate
+from app.pipelines.frames import Emit
 from app.serving.batching import Joinable
 from app.serving.runtime import Timing
 
@@ -35,7 +36,7 @@ class Context:
     service: Service
     started: float  # perf_counter at arrival
     timing: Timing
-    media_type: str  # of the answer
+    media_type: str  # of the answer's numbers: JSON or MessagePack, whole or in frames
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Prepared:
     work: Callable[[], Body]
     estimate: Estimate
     inline: bool = False  # small enough to compute on the event loop (Admission.run)
+    # the same answer as frames, handed to `emit` layer by layer (app/pipelines/frames.py);
+    # None: this family does not stream
+    frames: Callable[[Emit], None] | None = None
     join: Joinable | None = None  # a form that may share a pass with others (serving/batching)
 
 
@@ -59,12 +63,13 @@ def pipeline_for(request: AttentionRequest) -> Pipeline:
 
 
 async def choose(request: AttentionRequest, context: Context) -> Prepared:
-    """A decoder of ATTENTION_MODELS_DIR by its name, the random model, else the encoder (which
-    names the models served when the name is not its own either)."""
+    """A decoder of ATTENTION_MODELS_DIR by its name, the random model, else the encoder (an
+    encoder folder of ATTENTION_MODELS_DIR or the pretrained model, which names the models
+    served when the name is neither)."""
     from app.pipelines import decoder, encoder, random  # they import this module's types
     from attention import InputError
 
-    if request.model in context.service.decoders:
+    if context.service.models.kind(request.model) == "decoder":
         return await decoder.prepare(request, context)
     if request.generate is not None:
         raise InputError(

@@ -1,12 +1,15 @@
-"""The decoder folders of ATTENTION_MODELS_DIR: found at start-up, loaded on first use, kept
-under a memory budget.
+"""The model folders of ATTENTION_MODELS_DIR, encoders and decoders: found at start-up, loaded
+on first use, kept under one memory budget.
 
-At start-up each sub-folder's config.json is read and checked (its architecture and its size,
-from the configuration alone): a folder that cannot be served is listed in GET /models as
-``unavailable`` with why, and never loaded. A model is loaded by the first request that names it
-(concurrent first requests wait for one load, under the entry's lock); models stay loaded while
-their parameters fit ATTENTION_MODELS_MEMORY_BYTES, the least recently used evicted first to make
-room. A model larger than the whole budget is refused at start-up with both sizes.
+At start-up each sub-folder's config.json is read: its `model_type` names the family (an encoder:
+BERT, RoBERTa, DistilBERT, served by app/pipelines/encoder; a decoder: GPT-2, Llama, Mistral,
+Qwen2, by app/pipelines/decoder), whose configuration is then checked with its size, from the
+configuration alone. A folder that cannot be served is listed in GET /models as ``unavailable``
+with why, and never loaded. A model is loaded by the first request that names it (concurrent
+first requests wait for one load, under the entry's lock); models stay loaded while their
+parameters fit ATTENTION_MODELS_MEMORY_BYTES, the least recently used evicted first to make
+room, whatever their family. A model larger than the whole budget is refused at start-up with
+both sizes.
 
 A request that holds an evicted model keeps it alive until its answer is written, so the budget
 can be passed by one model for that long: the budget bounds what stays loaded between requests.
@@ -14,31 +17,30 @@ can be passed by one model for that long: the budget bounds what stays loaded be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 
-from attention import AttentionError, InputError
-from attention.bert import WordPieceTokenizer
+from app.pipelines.encoder.registry import Pretrained
+from attention import AttentionError, ConfigError, InputError
+from attention import bert as encoders
+from attention import decoder as decoders
+from attention.bert import BertConfig, WordPieceTokenizer
 from attention.bert.config import format_bytes
-from attention.decoder import (
-    DecoderConfig,
-    DecoderInfo,
-    DecoderModel,
-    load_decoder,
-    parameter_bytes,
-    read_decoder_config,
-)
-from attention.decoder.config import num_parameters
+from attention.decoder import DecoderConfig, DecoderInfo, DecoderModel
 from attention.folders import files
 
 logger = logging.getLogger("app")
 State = Literal["available", "loading", "ready", "unavailable"]
+CONFIG_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,135 @@ class Decoder:
     info: DecoderInfo
 
 
+Loaded = Decoder | Pretrained
+ModelConfig = DecoderConfig | BertConfig
+
+
+class Family(ABC):
+    """What the library needs of a model family: its config, its size, its loader, its entry
+    in GET /models. One library (one budget, one listing) holds every family."""
+
+    kind: Literal["pretrained", "decoder"]  # GET /models' kind: "pretrained" is an encoder
+    model_types: tuple[str, ...]  # config.json's model_type values the family reads
+
+    @abstractmethod
+    def read_config(self, folder: Path) -> ModelConfig:
+        """config.json, checked: an AttentionError names the file and the field."""
+
+    @abstractmethod
+    def parameters(self, config: Any) -> int:
+        """Parameters counted from the configuration alone."""
+
+    @abstractmethod
+    def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Loaded:
+        """The float32 model, its tokenizer and what was loaded."""
+
+    @abstractmethod
+    def describe(self, config: Any, loaded: Any) -> dict[str, Any]:
+        """The family's sizes in GET /models."""
+
+
+class EncoderFamily(Family):
+    kind = "pretrained"
+    model_types = encoders.config.SUPPORTED_MODEL_TYPES
+
+    def read_config(self, folder: Path) -> BertConfig:
+        return encoders.loading.read_config(folder)
+
+    def parameters(self, config: BertConfig) -> int:
+        return encoders.config.num_parameters(config)
+
+    def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Pretrained:
+        return Pretrained(
+            *encoders.load_bert(folder, device, torch.float32, name=name, max_bytes=max_bytes)
+        )
+
+    def describe(self, config: BertConfig, loaded: Pretrained | None) -> dict[str, Any]:
+        """The bundled encoder's entry (app/pipelines/encoder/registry.py), and once loaded
+        the sentence embedding's pooling; max_tokens is the positions' until then."""
+        described: dict[str, Any] = {
+            "layers": config.num_hidden_layers,
+            "heads": config.num_attention_heads,
+            "d_model": config.hidden_size,
+            "head_dim": config.head_dim,
+            "vocab_size": config.vocab_size,
+            "max_positions": config.max_position_embeddings,
+            "max_tokens": config.max_tokens if loaded is None else loaded.info.max_length,
+        }
+        if loaded is not None:
+            pooling = loaded.info.pooling
+            described["pooling"] = {"mode": pooling.mode, "normalize": pooling.normalize}
+        return described
+
+
+class DecoderFamily(Family):
+    kind = "decoder"
+    model_types = decoders.SUPPORTED_MODEL_TYPES
+
+    def read_config(self, folder: Path) -> DecoderConfig:
+        return decoders.read_decoder_config(folder)
+
+    def parameters(self, config: DecoderConfig) -> int:
+        return decoders.num_parameters(config)
+
+    def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Decoder:
+        return Decoder(
+            *decoders.load_decoder(folder, device, torch.float32, name=name, max_bytes=max_bytes)
+        )
+
+    def describe(self, config: DecoderConfig, loaded: Decoder | None) -> dict[str, Any]:
+        return {
+            "layers": config.num_layers,
+            "heads": config.num_heads,
+            "kv_heads": config.num_kv_heads,
+            "d_model": config.hidden_size,
+            "head_dim": config.head_dim,
+            "vocab_size": config.vocab_size,
+            "max_positions": config.max_positions,
+            "sliding_windows": list(config.windows),
+            "tied_embeddings": config.tie_word_embeddings,
+        }
+
+
+FAMILIES: tuple[Family, ...] = (EncoderFamily(), DecoderFamily())
+
+
+T = TypeVar("T")
+
+
+def family_of(folder: Path) -> Family:
+    """The family config.json's `model_type` belongs to; a ConfigError lists every one."""
+    path = folder / CONFIG_FILE
+    found = files.kind(path, folder)
+    if found is None:
+        raise files.file_error(path, folder, "is missing: the model's configuration file")
+    files.require_regular(path, folder, found)
+    model_type = files.read_json_object(path, folder).get("model_type")
+    for family in FAMILIES:
+        if model_type in family.model_types:
+            return family
+    supported = "; ".join(
+        f"{family.kind if family.kind == 'decoder' else 'encoder'}s: "
+        f"{', '.join(sorted(family.model_types))}"
+        for family in FAMILIES
+    )
+    raise ConfigError(
+        f"{CONFIG_FILE}: model_type {model_type!r} is not supported ({supported})",
+        field="model_type",
+    )
+
+
 @dataclass
 class Entry:
-    """One folder: what its config.json says, and where its model is."""
+    """One folder: its family, what its config.json says, and where its model is."""
 
     name: str
     path: Path
-    config: DecoderConfig | None = None
+    family: Family | None = None
+    config: ModelConfig | None = None
     state: State = "available"
     reason: str | None = None
-    loaded: Decoder | None = None
+    loaded: Loaded | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -65,12 +186,18 @@ class Entry:
         return f"folder:{self.path.name}"
 
     @property
+    def parameters(self) -> int:
+        if self.family is None or self.config is None:
+            return 0
+        return self.family.parameters(self.config)
+
+    @property
     def bytes(self) -> int:
-        return 0 if self.config is None else parameter_bytes(self.config)
+        return self.parameters * torch.float32.itemsize
 
 
 class ModelLibrary:
-    """The decoders of one folder of model folders, by name (the folder's name in lower case)."""
+    """The models of one folder of model folders, by name (the folder's name in lower case)."""
 
     def __init__(
         self, folder: Path | None, device: torch.device, *, budget_bytes: int, max_bytes: int
@@ -94,6 +221,12 @@ class ModelLibrary:
     def entry(self, name: str) -> Entry:
         return self._entries[name]
 
+    def kind(self, name: str) -> str | None:
+        """The GET /models kind ("decoder", or "pretrained": an encoder) of a folder of a known
+        family; None when not here or of no known family (the encoder pipeline gives why)."""
+        entry = self._entries.get(name)
+        return None if entry is None or entry.family is None else entry.family.kind
+
     def _scan(self, folder: Path) -> None:
         try:
             files.require_folder(folder)
@@ -109,9 +242,10 @@ class ModelLibrary:
             self._check(entry)
 
     def _check(self, entry: Entry) -> None:
-        """Architecture and size from config.json alone: nothing is allocated."""
+        """Family, architecture and size from config.json alone: nothing is allocated."""
         try:
-            entry.config = read_decoder_config(entry.path)
+            entry.family = family_of(entry.path)
+            entry.config = entry.family.read_config(entry.path)
         except AttentionError as error:
             self._refuse(entry, error.message)
             return
@@ -128,14 +262,37 @@ class ModelLibrary:
             )
             self._refuse(
                 entry,
-                f"its {num_parameters(entry.config):,} parameters take {format_bytes(needed)} "
+                f"its {entry.parameters:,} parameters take {format_bytes(needed)} "
                 f"in float32, more than the {format_bytes(limit)} of {setting}",
             )
 
     def _refuse(self, entry: Entry, why: str) -> None:
         entry.state, entry.reason, entry.config = "unavailable", f"{entry.source}: {why}", None
 
-    def get(self, name: str) -> Decoder:
+    def ready(self, name: str) -> bool:
+        """Loaded: `get` returns at once, without reading a file."""
+        entry = self._entries.get(name)
+        return entry is not None and entry.loaded is not None
+
+    async def loaded(self, get: Callable[[str], T], name: str) -> T:
+        """`get(name)` (`self.encoder`, `self.decoder`): on the event loop when the model is
+        loaded already, else in a thread (loading reads the folder; concurrent first requests
+        wait for one load). A hop to a thread costs the loop 1-2 ms under load."""
+        if self.ready(name):
+            return get(name)
+        return await asyncio.to_thread(get, name)
+
+    def decoder(self, name: str) -> Decoder:
+        loaded = self.get(name)
+        assert isinstance(loaded, Decoder), "the pipelines ask by the entry's kind"
+        return loaded
+
+    def encoder(self, name: str) -> Pretrained:
+        loaded = self.get(name)
+        assert isinstance(loaded, Pretrained), "the pipelines ask by the entry's kind"
+        return loaded
+
+    def get(self, name: str) -> Loaded:
         """The loaded model; loads it on first use (once, whoever else asks meanwhile)."""
         entry = self._entries[name]
         with entry.lock:
@@ -153,11 +310,10 @@ class ModelLibrary:
             self._evict(keep=name)
         return entry.loaded
 
-    def _load(self, entry: Entry) -> Decoder:
+    def _load(self, entry: Entry) -> Loaded:
+        assert entry.family is not None, "an entry without a family is unavailable"
         try:
-            model, tokenizer, info = load_decoder(
-                entry.path, self.device, torch.float32, name=entry.name, max_bytes=self.max_bytes
-            )
+            loaded = entry.family.load(entry.path, self.device, entry.name, self.max_bytes)
         except AttentionError as error:
             self._refuse(entry, error.message)
             logger.warning("model %s unavailable: %s", entry.path, error.message)
@@ -173,8 +329,8 @@ class ModelLibrary:
             raise InputError(
                 f"model={entry.name!r} is unavailable: {entry.reason}", field="model"
             ) from None
-        logger.info("model %s loaded: %s bytes of parameters", entry.name, info.parameter_bytes)
-        return Decoder(model, tokenizer, info)
+        logger.info("model %s loaded: %s bytes of parameters", entry.name, entry.bytes)
+        return loaded
 
     def _evict(self, *, keep: str) -> None:
         """Unload the least recently used models until the loaded ones fit the budget."""
@@ -197,27 +353,18 @@ class ModelLibrary:
         return [self._describe(entry) for entry in self._entries.values()]
 
     def _describe(self, entry: Entry) -> dict[str, Any]:
+        family = entry.family
         described: dict[str, Any] = {
             "name": entry.name,
-            "kind": "decoder",
+            "kind": "unknown" if family is None else family.kind,
             "source": entry.source,
             "status": entry.state,
         }
-        if entry.reason is not None:
+        if entry.reason is not None or family is None or entry.config is None:
             return described | {"layers": 0, "reason": entry.reason}
-        config = entry.config
-        assert config is not None
         return described | {
-            "architecture": config.model_type,
-            "layers": config.num_layers,
-            "heads": config.num_heads,
-            "kv_heads": config.num_kv_heads,
-            "d_model": config.hidden_size,
-            "head_dim": config.head_dim,
-            "vocab_size": config.vocab_size,
-            "max_positions": config.max_positions,
-            "sliding_windows": list(config.windows),
-            "tied_embeddings": config.tie_word_embeddings,
-            "parameters": num_parameters(config),
+            "architecture": entry.config.model_type,
+            **family.describe(entry.config, entry.loaded),
+            "parameters": entry.parameters,
             "parameter_bytes": entry.bytes,
         }

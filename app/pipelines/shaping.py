@@ -6,7 +6,7 @@ The math (selection, top-k, pooling, the blocked pass) is in attention/shaping.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ from torch import Tensor
 from app.http.schemas import OutputOptions
 from attention import AttentionConfig, InputError
 from attention.results import KeyColumns, key_columns
-from attention.shaping import Shaped, Shaping, WeightsShaper, check_shaping
+from attention.shaping import Shaped, Shaping, WeightsShaper, check_shaping, shape_weights
 
 Array = np.ndarray[Any, Any]
 
@@ -168,3 +168,26 @@ def layers_shaped_fields(
             "key_bounds": first.pooled.key_bounds,
         }
     return fields
+
+
+def shaped_layers(chosen: Iterable[Tensor], options: OutputOptions, length: int) -> dict[str, Any]:
+    """The shaped fields of one sequence's weights in each chosen layer ((H, n, S) each), as
+    `layers_shaped_fields` writes them (pretrained models); {} when nothing is shaped."""
+    shaping = sequence_shaping(options, length)
+    if shaping is None:
+        return {}
+    return layers_shaped_fields([shape_weights(layer, shaping) for layer in chosen], shaping)
+
+
+def row_shaping(options: OutputOptions) -> Shaping | None:
+    """The shaping of lone query rows, a decoder's generated tokens (docs/models.md): heads,
+    the average and top_k as for a sequence; `pool` blocks the keys only (one query, one query
+    block); `queries` does not apply (each row is its own query). None when nothing is shaped."""
+    if not options.shapes_attention():
+        return None
+    return Shaping(
+        heads=None if options.heads is None else tuple(options.heads),
+        average=options.attention == "average",
+        top_k=options.top_k,
+        pool=options.pool,
+    )

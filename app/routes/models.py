@@ -1,4 +1,5 @@
-"""GET /models: the seeded random model and each pretrained model this instance serves."""
+"""GET /models: the seeded random model, the pretrained encoder and each folder of
+ATTENTION_MODELS_DIR (encoders and decoders) this instance serves."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ class ModelEntry(BaseModel):
 
     name: str = Field(description="The value of `model` in POST /attention")
     kind: str = Field(
-        description="'seeded' (weights drawn from config.seed), 'pretrained' (the encoder) or "
-        "'decoder' (a folder of ATTENTION_MODELS_DIR: also `architecture`, `status` — "
-        "available, loading, ready or unavailable — and `reason` when unavailable)"
+        description="'seeded' (weights drawn from config.seed), 'pretrained' (an encoder: "
+        "the bundled one or ATTENTION_MODEL_PATH, or a folder of ATTENTION_MODELS_DIR) or "
+        "'decoder' (a folder of ATTENTION_MODELS_DIR); 'unknown' for a folder whose model_type "
+        "no family takes. A folder of ATTENTION_MODELS_DIR also has `architecture`, `status` "
+        "(available, loading, ready or unavailable) and `reason` when unavailable"
     )
     layers: int
 
@@ -47,6 +50,6 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
         "description": "One attention layer shaped by `config`, weights drawn from config.seed",
     }
     return {
-        "models": [random, *service.pretrained.describe(), *service.decoders.describe()],
+        "models": [random, *service.pretrained.describe(), *service.models.describe()],
         "unavailable": service.pretrained.unavailable,
     }

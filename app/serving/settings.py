@@ -138,10 +138,11 @@ class Settings(BaseSettings):
         "config.json before anything is allocated: past it the model is not served",
     )  # fmt: skip
 
-    # decoder folders (docs/models.md)
+    # model folders, encoders and decoders (docs/models.md)
     models_dir: str | None = Field(
-        None, description="A folder of model folders (GPT-2, Llama, Mistral, Qwen2), each served "
-        "under its folder's name in lower case, loaded on first use",
+        None, description="A folder of model folders (encoders: BERT, RoBERTa, DistilBERT; "
+        "decoders: GPT-2, Llama, Mistral, Qwen2), each served under its folder's name in lower "
+        "case, loaded on first use",
     )  # fmt: skip
     models_memory_bytes: int = Field(
         DEFAULT_MAX_MODEL_BYTES, ge=1, description="Parameter bytes the models of "

@@ -68,6 +68,8 @@ export function makeScale(kind, min, max) {
     kind,
     min: lo,
     max: hi,
+    /** [r, g, b] of the value: what a canvas writes into its pixels. */
+    rgb,
     colour(value) {
       return `rgb(${rgb(value).join(",")})`;
     },

@@ -7,28 +7,35 @@ import { exactValue } from "./heatmap.js";
 
 const ROW = 30; // px per token row; the SVG's y coordinates use the same unit
 
-function argmax(row) {
-  let best = -1;
-  let bestValue = Number.NEGATIVE_INFINITY;
-  row.forEach((v, j) => {
-    if (v !== null && v > bestValue) {
-      best = j;
-      bestValue = v;
-    }
-  });
-  return best;
+/** Each query's weighted keys as [key, weight] pairs, strongest first: from L × S weights. */
+export function pairsOfMatrix(matrix) {
+  return matrix.map((row) =>
+    row
+      .map((w, j) => [j, w])
+      .filter(([, w]) => w !== null && w > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
+}
+
+/** The same from an answer's top_k of one head: keys and weights (L × k), strongest first. */
+export function pairsOfTopK(keys, weights) {
+  return keys.map((row, i) => row.map((j, r) => [j, weights[i][r]]).filter(([, w]) => w !== null && w > 0));
 }
 
 /**
  * Draw the view into `container`.
- * matrix: L × S weights of the chosen head (or the average); colour: the head's colour;
- * name: "Head 2" or "Average of 4 heads"; readout: aria-live element.
+ * pairs: per query, its [key, weight] pairs strongest first (pairsOfMatrix, pairsOfTopK) of the
+ * chosen head (or the average); colour: the head's colour; name: "Head 2" or "Average of 4
+ * heads"; readout: aria-live element; shown: how many tokens of each side to draw (the first).
  */
-export function renderConnections(container, { matrix, tokens, keyTokens, colour, name, readout }) {
+export function renderConnections(container, { pairs: allPairs, tokens: allTokens, keyTokens: allKeys, colour, name, readout, shown = Infinity }) {
   container.replaceChildren();
+  const tokens = allTokens.slice(0, shown);
+  const keyTokens = allKeys.slice(0, shown);
+  const pairs = allPairs.slice(0, shown).map((row) => row.filter(([j]) => j < keyTokens.length));
   const rows = Math.max(tokens.length, keyTokens.length, 1);
   let max = 0;
-  for (const row of matrix) for (const v of row) if (v !== null && v > max) max = v;
+  for (const row of pairs) for (const [, v] of row) if (v > max) max = v;
   max ||= 1;
 
   const height = `${rows * ROW}px`;
@@ -49,9 +56,8 @@ export function renderConnections(container, { matrix, tokens, keyTokens, colour
   });
 
   const lines = [];
-  matrix.forEach((row, i) => {
-    row.forEach((w, j) => {
-      if (w === null || w <= 0) return;
+  pairs.forEach((row, i) => {
+    row.forEach(([j, w]) => {
       const rel = w / max;
       const line = svgEl("line", {
         x1: 0,
@@ -84,9 +90,8 @@ export function renderConnections(container, { matrix, tokens, keyTokens, colour
 
   let pinned = null;
   const buttons = tokens.map((token, i) => {
-    const top = argmax(matrix[i] ?? []);
-    const topText =
-      top >= 0 ? `looks most at “${keyTokens[top]}” (${formatNumber(matrix[i][top])})` : "no key";
+    const [top, weight] = pairs[i]?.[0] ?? [-1, null];
+    const topText = top >= 0 ? `looks most at “${keyTokens[top]}” (${formatNumber(weight)})` : "no key";
     return el("button", {
       type: "button",
       class: "conn-query",
@@ -103,21 +108,17 @@ export function renderConnections(container, { matrix, tokens, keyTokens, colour
     view.classList.toggle("focused", i !== null);
     for (const line of lines) line.classList.toggle("on", Number(line.dataset.query) === i);
     buttons.forEach((b, k) => b.classList.toggle("active", k === i));
+    const weights = new Map(i === null ? [] : pairs[i]);
     keyItems.forEach((li, j) => {
-      const w = i === null ? null : matrix[i]?.[j];
+      const w = weights.get(j);
       li.querySelector(".conn-weight").textContent =
         w === null || w === undefined ? "" : formatNumber(w, 2);
       li.style.setProperty("--bg", w ? (w / max).toFixed(3) : "0");
       li.classList.toggle("weighted", Boolean(w));
     });
     if (readout && i !== null) {
-      const pairs = (matrix[i] ?? [])
-        .map((w, j) => [w, j])
-        .filter(([w]) => w !== null)
-        .sort((a, b) => b[0] - a[0])
-        .slice(0, 3)
-        .map(([w, j]) => `“${keyTokens[j]}” ${formatNumber(w, 3)}`);
-      readout.textContent = `${name}: “${tokens[i]}” attends to ${pairs.join(", ")}`;
+      const strongest = (pairs[i] ?? []).slice(0, 3).map(([j, w]) => `“${keyTokens[j]}” ${formatNumber(w, 3)}`);
+      readout.textContent = `${name}: “${tokens[i]}” attends to ${strongest.join(", ")}`;
     }
   }
 

@@ -4,6 +4,7 @@
 
 import { getSteps } from "./api.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
+import { ExactWindow } from "./exact-window.js";
 import { ConfigForm } from "./form.js";
 import { ComparePanel } from "./panel-compare.js";
 import { ConnectionsPanel } from "./panel-connections.js";
@@ -33,6 +34,7 @@ const $ = (id) => document.getElementById(id);
 const state = createState();
 const form = new ConfigForm($("config-form"));
 const layerSteps = new LayerSteps(() => form.apiKey());
+const exactWindow = new ExactWindow(() => form.apiKey());
 const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
 const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
@@ -41,6 +43,7 @@ const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
     if (tab.id === "tab-steps") steps.revealed();
+    if (tab.id === "tab-connections") connections.revealed();
     saveView();
   },
 });
@@ -54,7 +57,7 @@ const search = new SearchPanel($("head-search"), {
 const computation = new Computation({
   form,
   state,
-  parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary") },
+  parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary"), truncation: $("truncation") },
   onResult: () => {
     layerSteps.reset(state.body);
     if (pendingView) restoreView(pendingView);
@@ -68,11 +71,19 @@ const computation = new Computation({
 function renderLayerViews() {
   const result = currentResult(state);
   const view = currentView(state);
-  renderHeadsPanel(headsPanel, view);
-  connections.show(view, state.head);
+  exactWindow.reset(); // the cards are drawn anew: an open window goes with them
+  renderHeadsPanel(headsPanel, view, { onStatistic: chooseStatistic, exact: exactWindow, body: state.body });
+  connections.show(view, state.head, { body: state.body, apiKey: () => form.apiKey() });
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
   steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);
+}
+
+/** Max or mean: the block statistic an overview draws (a long input: long-inputs.js). */
+function chooseStatistic(statistic) {
+  state.statistic = statistic;
+  renderLayerViews();
+  if (showingPretrained(state)) renderModelView();
 }
 
 /** A head was chosen in one view (Connections, Steps, the model grid): every view follows. */

@@ -5,7 +5,7 @@ import { AVERAGE_COLOUR, formatNumber, headColour } from "./colors.js";
 import { el } from "./dom.js";
 import { downloadButtons, heatmapSvg } from "./download.js";
 import { headType } from "./head-types.js";
-import { createHeatmap } from "./heatmap.js";
+import { createHeatmap, exactValue } from "./heatmap.js";
 
 const known = (value) => value !== null && value !== undefined;
 
@@ -33,7 +33,7 @@ function metricBlock(label, value, max, unit, hint, digits = 2) {
 }
 
 function metricList({ view, entropy, distance, cls, sep }) {
-  const keys = view.keyTokens.length;
+  const keys = (view.overview ?? view).keyTokens.length;
   const maxEntropy = Math.log(keys);
   return el(
     "dl",
@@ -47,20 +47,30 @@ function metricList({ view, entropy, distance, cls, sep }) {
       },
     },
     metricBlock("Entropy", entropy, maxEntropy, "nats", `0 = one key, ${formatNumber(maxEntropy, 2)} = spread evenly`),
-    metricBlock("Mean distance", distance, Math.max(1, view.tokens.length - 1), view.words ? "words" : "tokens",
+    metricBlock("Mean distance", distance, Math.max(1, (view.overview ?? view).tokens.length - 1), view.words ? "words" : "tokens",
       "how far away it looks"),
     known(cls) && metricBlock("On [CLS]", cls * 100, 100, "%", "share of the weight on [CLS]", 1),
     known(sep) && metricBlock("On [SEP]", sep * 100, 100, "%", "share of the weight on [SEP]", 1),
   );
 }
 
+/** "256 queries × 256 keys (WordPieces)", and for an overview, its blocks. */
+function sizeLine(view, unit) {
+  const { tokens, keyTokens, overview } = view;
+  const sizes = (queries, keys) => `${queries} queries × ${keys} keys${unit ? ` (${unit})` : ""}`;
+  if (!overview) return sizes(tokens.length, keyTokens.length);
+  const block = Math.round(overview.tokens.length / tokens.length);
+  return `Overview of ${sizes(overview.tokens.length, overview.keyTokens.length)}: blocks of about ${block} tokens, their ${overview.statistic}`;
+}
+
 /**
  * A head (kind "head") or the heads' average (kind "average") as a figure.
  * view: the view model it belongs to (tokens, keyTokens, pretrained, layer, words); matrix: its
  * weights; scale: the colour scale; entropy, distance, topKeys, cls, sep: its metrics (any may
- * be missing); note: appended to the subtitle; idPrefix: keeps ids unique across panels.
+ * be missing); note: appended to the subtitle; idPrefix: keeps ids unique across panels;
+ * map: {describe(i, j), onChoose(i, j)} for a map whose cells are not single weights (an overview).
  */
-export function headCard({ kind, head, title, matrix, view, scale, entropy, distance, topKeys, cls, sep, note, idPrefix = "" }) {
+export function headCard({ kind, head, title, matrix, view, scale, entropy, distance, topKeys, cls, sep, note, idPrefix = "", map }) {
   const { tokens, keyTokens } = view;
   const titleId = `${idPrefix}heatmap-${head}-title`;
   const unit = view.words ? "words" : view.pretrained ? "WordPieces" : "";
@@ -69,20 +79,25 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
     "aria-live": "polite",
     text: "Hover or focus a cell for its exact weight.",
   });
-  const map = createHeatmap({
+  const label = `${title} attention weights: queries in rows, keys in columns`;
+  const describe =
+    map?.describe ??
+    ((i, j) => `${title}: query “${tokens[i]}” (${i}) → key “${keyTokens[j]}” (${j}): ${exactValue(matrix[i][j])}`);
+  const drawn = createHeatmap({
     values: matrix,
     rowLabels: tokens,
     colLabels: keyTokens,
     scale,
-    label: `${title} attention weights: queries in rows, keys in columns`,
+    label,
     head,
-    cellSize: keyTokens.length <= 16 ? 30 : keyTokens.length <= 32 ? 22 : 16,
+    cellSize: keyTokens.length <= 16 ? 30 : 22,
     readout,
     topKeys,
     showValues: true,
     nullLabel: "null (not a number)",
-    describe: (i, j, value) =>
-      `${title}: query “${tokens[i]}” (${i}) → key “${keyTokens[j]}” (${j}): ${value === null ? "null" : String(value)}`,
+    describe: (i, j) => describe(i, j),
+    kind: view.overview ? "overview" : "exact",
+    onChoose: map?.onChoose,
   });
   const svgOf = () =>
     heatmapSvg({
@@ -93,7 +108,7 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
       title: `${title} — attention weights`,
       subtitle: `“${tokens.join(" ")}” · rows: queries, columns: keys`,
     });
-  const typed = kind === "head" ? headType(matrix, { pretrained: view.pretrained }) : null;
+  const typed = kind === "head" && !view.overview ? headType(matrix, { pretrained: view.pretrained }) : null;
   const dot = el("span", {
     class: "head-dot",
     "aria-hidden": "true",
@@ -112,12 +127,13 @@ export function headCard({ kind, head, title, matrix, view, scale, entropy, dist
       el("h3", { id: titleId }, dot, title),
       el("p", {
         class: "card-sub",
-        text: `${tokens.length} queries × ${keyTokens.length} keys${unit ? ` (${unit})` : ""}${note ? ` · ${note}` : ""}`,
+        text: `${sizeLine(view, unit)}${note ? ` · ${note}` : ""}`,
       }),
       typed && el("p", { class: "head-type", data: { type: typed.type } }, "type: ", el("strong", { text: typed.type })),
       downloadButtons(title, svgOf),
     ),
-    el("div", { class: "card-body" }, map, metricList({ view, entropy, distance, cls, sep })),
+    el("div", { class: "card-body" }, drawn, metricList({ view, entropy, distance, cls, sep })),
     readout,
+    view.overview && el("div", { class: "card-detail", data: { part: "detail" } }),
   );
 }

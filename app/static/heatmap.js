@@ -1,7 +1,9 @@
 // One matrix drawn as an HTML table: each cell coloured, focusable by roving focus, its exact value
 // in data-value, shown in a tooltip and in an aria-live readout on hover or keyboard focus.
 
-import { el, note } from "./dom.js";
+import { createCanvasHeatmap } from "./canvas-heatmap.js";
+import { el } from "./dom.js";
+import { drawsAsTable } from "./long-inputs.js";
 
 let tooltip = null;
 
@@ -20,18 +22,21 @@ export function exactValue(value) {
  * when there is room on screen, else below it, at the cell's column.
  */
 function showTooltip(cell, text) {
+  placeTooltip(text, cell.getBoundingClientRect(), cell.closest("table").getBoundingClientRect());
+}
+
+/** Show `text` at the column of `box` (a cell's screen box), above `grid` (its map's box) or below. */
+export function placeTooltip(text, box, grid) {
   const tip = tooltipElement();
   if (!tip) return;
   tip.textContent = text;
   tip.hidden = false;
-  const box = cell.getBoundingClientRect();
-  const table = cell.closest("table").getBoundingClientRect();
   const width = tip.offsetWidth;
   const height = tip.offsetHeight;
   let left = box.left + box.width / 2 - width / 2;
   left = Math.max(8, Math.min(left, document.documentElement.clientWidth - width - 8));
-  let top = table.top - height - 6;
-  if (top < 8) top = table.bottom + 6;
+  let top = grid.top - height - 6;
+  if (top < 8) top = grid.bottom + 6;
   tip.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
 }
 
@@ -70,7 +75,7 @@ export function cellText(value) {
   return /^-?\.00$/.test(text) ? "0" : text;
 }
 
-/** Matrices larger than this are summarised instead of drawn (the DOM would crawl). */
+/** Matrices with more cells than this are drawn on a canvas whatever their axes (a table's DOM would crawl). */
 export const MAX_CELLS = 12_000;
 
 /**
@@ -79,7 +84,9 @@ export const MAX_CELLS = 12_000;
  * accessible name), rowAxis/colAxis ("query" | "key" | "dim" | "token" | "input" | "layer" |
  * "head"), head (data-head of the cells), cellSize, readout (an element that receives the
  * description), topKeys (column index per row to mark), groupSize (columns per group, drawn with
- * separators), showValues (text in cells), nullLabel, describe(i, j, value).
+ * separators), showValues (text in cells), nullLabel, describe(i, j, value). A tokens × tokens
+ * map larger than long-inputs.js drawsAsTable is drawn on a canvas (canvas-heatmap.js), with
+ * kind (its data-kind) and onChoose(i, j) (a click or Enter on a cell).
  */
 export function createHeatmap(opts) {
   const {
@@ -99,9 +106,8 @@ export function createHeatmap(opts) {
   } = opts;
   const describe = opts.describe ?? defaultDescribe({ ...opts, rowAxis, colAxis });
   const total = values.length * (values[0]?.length ?? 0);
-  if (total > MAX_CELLS) {
-    return note(`${values.length} × ${values[0].length} = ${total} cells: too many to draw here. Shorten the sentence, or download the JSON.`);
-  }
+  const tokensByTokens = colAxis !== "dim" && !drawsAsTable(values.length, values[0]?.length ?? 0);
+  if (tokensByTokens || total > MAX_CELLS) return canvasOf({ ...opts, describe });
   const groupStart = (j) => Boolean(groupSize) && j % groupSize === 0 && j > 0;
   const corner = el("td", {
     class: "corner",
@@ -167,6 +173,23 @@ export function createHeatmap(opts) {
   );
   wireInteractions(table, readout, values);
   return el("div", { class: "matrix-scroll" }, table);
+}
+
+/** The same options drawn on a canvas (a tokens × tokens map past the table's size). */
+function canvasOf({ values, rowLabels, colLabels, scale, label, head, readout, describe, kind, onChoose }) {
+  return createCanvasHeatmap({
+    rows: values.length,
+    cols: values[0].length,
+    valueAt: (i, j) => values[i][j],
+    rowLabel: (i) => rowLabels[i],
+    colLabel: (j) => colLabels[j],
+    scale,
+    label,
+    describe: (i, j) => describe(i, j, values[i][j]),
+    readout,
+    data: { head, kind: kind ?? "exact" },
+    onChoose,
+  });
 }
 
 function cellAt(table, i, j) {

@@ -3,13 +3,15 @@
 // errors handed to the form, the models list, and the steps of a pretrained model's layers.
 
 import { getModels, postAttention } from "./api.js";
+import { overviewBody, wantsOverview } from "./long-inputs.js";
 import { setStatus } from "./status.js";
+import { TruncationOffer } from "./truncation.js";
 import { doneMessage } from "./view-model.js";
 
 export class Computation {
   /**
    * form: the ConfigForm; state: the page state (data, raw, body are set on success);
-   * parts: {main, results, staleNote, summary} elements; onResult(): draws state.data.
+   * parts: {main, results, staleNote, summary, truncation} elements; onResult(): draws state.data.
    */
   constructor({ form, state, parts, onResult }) {
     this.form = form;
@@ -18,6 +20,9 @@ export class Computation {
     this.onResult = onResult;
     this.controller = null;
     this.generation = 0;
+    this.truncation = parts.truncation
+      ? new TruncationOffer(parts.truncation, () => this.compute({ userInitiated: true, truncate: true }))
+      : null;
   }
 
   setPageState(name) {
@@ -32,9 +37,15 @@ export class Computation {
     this.parts.main.dataset.generation = String(this.generation);
   }
 
-  /** Read the form, POST /attention, draw the answer or show why there is none. */
-  async compute({ userInitiated }) {
-    const { body, errors } = this.form.read();
+  /**
+   * Read the form, POST /attention, draw the answer or show why there is none. A long input is
+   * asked for as an overview (long-inputs.js); `truncate`: cut a text the model cannot take.
+   */
+  async compute({ userInitiated, truncate = false }) {
+    const read = this.form.read();
+    const errors = read.errors;
+    const shaped = wantsOverview(read.body) ? overviewBody(read.body) : read.body;
+    const body = truncate ? { ...shaped, truncate: true } : shaped;
     this.form.clearErrors();
     if (errors.length) {
       this.form.showErrors(errors, "Fix the highlighted field and submit again.", { focus: userInitiated });
@@ -61,6 +72,7 @@ export class Computation {
 
   succeeded(outcome, body) {
     Object.assign(this.state, { data: outcome.data, raw: outcome.raw, body });
+    this.truncation?.showCut(outcome.data.results[0]);
     this.onResult();
     setStatus(doneMessage(outcome.data));
     this.parts.staleNote.hidden = true;
@@ -70,6 +82,7 @@ export class Computation {
 
   failed(outcome, userInitiated) {
     this.form.showErrors(outcome.fieldErrors, outcome.message, { focus: userInitiated });
+    this.truncation?.offerAfter(outcome);
     setStatus(outcome.status ? `Error ${outcome.status}.` : "Network error.");
     this.parts.staleNote.hidden = !this.state.data;
     if (!this.state.data) this.parts.summary.textContent = "No result yet: see the message above.";
@@ -120,8 +133,8 @@ export class LayerSteps {
     const controller = new AbortController();
     this.controller = controller;
     this.position = position;
-    const { model, text } = this.body;
-    const body = { model, text, layers: [layer], output: { attention: "none", steps: "all", precision: 4 } };
+    const { model, text, truncate } = this.body; // a text cut to the model's length is cut again
+    const body = { model, text, truncate, layers: [layer], output: { attention: "none", steps: "all", precision: 4 } };
     let outcome;
     try {
       outcome = await postAttention(body, this.apiKey(), controller.signal);

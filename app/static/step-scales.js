@@ -30,7 +30,8 @@ export function signedBound(arrays) {
 }
 
 function largest(values) {
-  return Math.max(1e-9, ...absoluteValues(values));
+  // a loop, not Math.max(...): a long input's step holds more numbers than a call takes arguments
+  return absoluteValues(values).reduce((a, b) => (b > a ? b : a), 1e-9);
 }
 
 /**

@@ -3,6 +3,7 @@
 // It draws nothing.
 
 import { extent, formatNumber, makeScale } from "./colors.js";
+import { blockLabel } from "./long-inputs.js";
 
 /** What the page holds between requests. */
 export function createState() {
@@ -14,6 +15,7 @@ export function createState() {
     head: 0, // the head open in the model view's large heatmap
     words: false, // word-level attention instead of WordPieces
     shownPretrained: false, // whether the results on the page are a pretrained model's
+    statistic: "max", // which of a pooled overview's block statistics the views draw: max or mean
   };
 }
 
@@ -33,7 +35,44 @@ export const layerCount = (state) => state.data.config?.num_layers ?? currentRes
  * The attention the Heads, Connections and model views draw. For the random model, the result
  * itself; for a pretrained one, layer `position` of it, in WordPieces or (words) whole words.
  */
-export function viewOf(result, { position = 0, words = false } = {}) {
+export function viewOf(result, { position = 0, words = false, statistic = "max" } = {}) {
+  return result?.pool && !result.attention ? overviewOf(result, position, statistic) : exactViewOf(result, position, words);
+}
+
+/**
+ * A pooled answer (a long input: long-inputs.js) as a view: `attention` is each head's block
+ * statistic, `tokens` the blocks' token ranges; `overview` keeps both statistics, the bounds
+ * and the real tokens, for the exact windows fetched later.
+ */
+function overviewOf(result, position, statistic) {
+  const pretrained = isPretrained(result);
+  const atLayer = (values) => (pretrained ? values?.[position] : values);
+  const pool = result.pool;
+  const overview = {
+    statistic,
+    max: atLayer(pool.max),
+    mean: atLayer(pool.mean),
+    queryBounds: pool.query_bounds,
+    keyBounds: pool.key_bounds,
+    tokens: result.tokens,
+    keyTokens: result.key_tokens,
+  };
+  return {
+    pretrained,
+    layer: pretrained ? result.layers[position] : null,
+    position,
+    words: false,
+    tokens: pool.query_bounds.slice(0, -1).map((_, b) => blockLabel(pool.query_bounds, b)),
+    keyTokens: pool.key_bounds.slice(0, -1).map((_, b) => blockLabel(pool.key_bounds, b)),
+    attention: overview[statistic],
+    metrics: { entropy: atLayer(result.metrics?.entropy), mean_distance: atLayer(result.metrics?.mean_distance) },
+    shares: { cls: undefined, sep: undefined }, // they come with output.analysis, left out of an overview
+    fullyMasked: [],
+    overview,
+  };
+}
+
+function exactViewOf(result, position, words) {
   if (!isPretrained(result)) {
     return {
       pretrained: false,
@@ -103,7 +142,7 @@ export function computeMetrics(attention) {
 
 /** The view of the chosen layer of the result on the page. */
 export function currentView(state, position = state.layer) {
-  return viewOf(currentResult(state), { position, words: state.words });
+  return viewOf(currentResult(state), { position, words: state.words, statistic: state.statistic });
 }
 
 /** The dimensions of a nested array, following first elements. */
@@ -164,11 +203,12 @@ export function doneMessage(data) {
   const r = data.results[0];
   const ms = data.meta?.elapsed_ms;
   const time = ms !== undefined ? ` in ${formatNumber(ms, 1)} ms` : "";
+  const overview = r.pool && !r.attention ? ` (an overview in blocks of ${r.pool.query_bounds[1]} tokens)` : "";
   if (isPretrained(r)) {
     const heads = r.attention?.[0]?.length ?? data.config?.num_heads ?? 0;
-    return `Done: ${r.layers.length} layers × ${heads} heads over ${r.tokens.length} tokens${time}.`;
+    return `Done: ${r.layers.length} layers × ${heads} heads over ${r.tokens.length} tokens${overview}${time}.`;
   }
-  return `Done: ${r.attention?.length ?? 0} heads over ${r.tokens.length} tokens${time}.`;
+  return `Done: ${r.attention?.length ?? data.config?.num_heads ?? 0} heads over ${r.tokens.length} tokens${overview}${time}.`;
 }
 
 /** The facts of the summary line: tokens, heads, scale, positions… */

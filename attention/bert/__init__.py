@@ -33,7 +33,14 @@ from attention.bert.loading import (
     load_bert,
     load_hf_state_dict,
 )
-from attention.bert.model import BertEmbeddings, BertLayer, BertModel, BertOutput
+from attention.bert.model import (
+    BertEmbeddings,
+    BertLayer,
+    BertModel,
+    BertOutput,
+    LayerHook,
+    LayerOutput,
+)
 from attention.bert.pooling import Pooling, embed_texts, mean_pool, pool, sentence_embeddings
 from attention.bert.tokenizer import TokenizedBatch, WordPieceTokenizer, word_groups
 from attention.folders.errors import (
@@ -52,6 +59,8 @@ __all__ = [
     "BertLayer",
     "BertModel",
     "BertOutput",
+    "LayerHook",
+    "LayerOutput",
     "ModelDependencyError",
     "ModelError",
     "ModelFileError",

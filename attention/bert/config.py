@@ -30,8 +30,9 @@ _INT_FIELDS = (
     "max_position_embeddings",
     "type_vocab_size",
 )
+SUPPORTED_MODEL_TYPES = ("bert", "roberta", "distilbert")
 _SUPPORTED = {
-    "model_type": ("bert", "roberta", "distilbert"),
+    "model_type": SUPPORTED_MODEL_TYPES,
     "hidden_act": ("gelu",),  # HuggingFace's "gelu" is the exact, erf-based GELU
     "position_embedding_type": ("absolute",),
 }

@@ -11,7 +11,7 @@ weight. Padded *queries* still compute rows; callers keep the first ``lengths[i]
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -40,6 +40,19 @@ class BertOutput:
             raise InputError("the forward pass was run without attentions", field="attentions")
         stacked = torch.stack([layer[index] for layer in self.attentions])  # (K, H, L, L)
         return stacked[..., :length, :length]
+
+
+@dataclass(frozen=True)
+class LayerOutput:
+    """One layer's result, handed to `BertModel.forward`'s `on_layer` as soon as it exists."""
+
+    index: int
+    hidden_state: Tensor  # (B, L, E) leaving the layer
+    weights: Tensor | None  # (B, H, L, L) when the layer's weights are kept
+    trace: dict[str, Tensor]  # the layer's steps, "inputs" first, when the layer is traced
+
+
+LayerHook = Callable[[LayerOutput], None]
 
 
 class BertEmbeddings(nn.Module):
@@ -108,13 +121,15 @@ class BertModel(nn.Module):
         token_type_ids: Tensor | None = None,
         output_attentions: bool | Collection[int] = True,
         trace_layers: Collection[int] = (),
+        on_layer: LayerHook | None = None,
     ) -> BertOutput:
         """Encode (B, L) token ids; `key_padding_mask` (B, L) is True at padding.
 
         `output_attentions` keeps every layer's (B, H, L, L) weights, or those of the layers it
         names; the others run on the fused kernel. `trace_layers` keeps the full
         MultiHeadAttention trace of those layers, plus ``inputs``: the (B, L, E) hidden state
-        that entered the layer.
+        that entered the layer. `on_layer` sees each layer's result as soon as it is computed
+        (a caller that streams layers; it runs in the forward's thread, and may block it).
         """
         self._check_inputs(input_ids, key_padding_mask, token_type_ids, trace_layers)
         if token_type_ids is None:
@@ -135,6 +150,9 @@ class BertModel(nn.Module):
             if trace:
                 traces[index] = {"inputs": hidden_states[-1], **attended.trace}
             hidden_states.append(x)
+            if on_layer is not None:
+                kept = attended.weights if keep else None
+                on_layer(LayerOutput(index, x, kept, traces.get(index, {})))
         return BertOutput(x, tuple(hidden_states), tuple(attentions), traces, tuple(weighted))
 
     def _weighted_layers(self, output_attentions: bool | Collection[int]) -> list[int]:

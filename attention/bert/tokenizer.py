@@ -37,6 +37,8 @@ class TokenizedBatch:
     word_ids: tuple[tuple[WordId, ...], ...]  # B × n_i: the word each token belongs to
     offsets: tuple[tuple[Offset, ...], ...]  # B × n_i
     inputs: tuple[str | tuple[str, ...], ...]  # what was tokenized: a text or a list of words
+    # B: each sequence's length before truncation (special tokens included); () when not truncating
+    original_lengths: tuple[int, ...] = ()
 
     @property
     def lengths(self) -> list[int]:
@@ -185,6 +187,8 @@ class WordPieceTokenizer:
             word_ids=tuple(tuple(encoding.word_ids) for encoding in encodings),
             offsets=tuple(tuple(encoding.offsets) for encoding in encodings),
             inputs=inputs,
+            # counted only when a cut is allowed: uncut, they are the lengths
+            original_lengths=tuple(map(_original_length, encodings)) if truncate else (),
         )
 
     def _refuse_overflow(self, encodings: list[Encoding], field: str) -> None:
@@ -195,6 +199,13 @@ class WordPieceTokenizer:
                     "included), the most this model takes; shorten it or ask for truncation",
                     field=f"{field}.{index}",
                 )
+
+
+def _original_length(encoding: Encoding) -> int:
+    """The length a truncated encoding had: its own tokens and the overflow's, each overflow
+    chunk counted without the special tokens the post-processor framed it with."""
+    cut = sum(sum(word is not None for word in chunk.word_ids) for chunk in encoding.overflowing)
+    return len(encoding.ids) + cut
 
 
 def _check_inputs(inputs: Sequence[object], field: str) -> None:

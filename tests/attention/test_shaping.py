@@ -59,6 +59,7 @@ SHAPINGS = [
     Shaping(),
     Shaping(heads=(2, 0)),
     Shaping(queries=(0, 4, 10)),
+    Shaping(queries=(0, 5, 2)),  # its ends two apart over two steps, yet not a range
     Shaping(heads=(1,), queries=tuple(range(3, 9)), average=True),
     Shaping(top_k=4),
     Shaping(top_k=20),  # more than the keys: every key

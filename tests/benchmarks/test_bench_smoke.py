@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,10 @@ def test_smoke_run_measures_every_case_in_process_and_over_http(tmp_path: Path) 
     }
     assert all(row["baseline_rps"] > 0 and row["service_rps"] > 0 for row in run["peers"])
     assert "(BASELINE)" in finished.stdout
+    if find_spec("transformers"):  # the decoders beside transformers eager, in process
+        architectures = {row["architecture"] for row in run["decoders"]["rows"]}
+        assert architectures == {"gpt2", "llama", "mistral", "qwen2"}
+        assert "| architecture | case | in-process ms |" in finished.stdout
 
 
 def test_default_cases_are_the_five_and_gpu_adds_the_long_sequence() -> None:

@@ -1,6 +1,7 @@
 """Decoder folders in ATTENTION_MODELS_DIR, through a real server: parity with transformers over
 HTTP (attention, hidden state, tokens, greedy generation), a broken folder of each architecture
-listed with its reason and never a 500, the memory budget, one load for concurrent requests."""
+listed with its reason and never a 500, the memory budget, one load for concurrent requests; an
+encoder folder beside them (tests/app/pipelines/encoder/test_library.py has the rest)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch
 from app.http.schemas import AttentionResponse
 from tests.integration.conftest import client_for
 from tests.support.server import RunningServer, launch
+from tests.support.tiny_bert import write_tiny_encoder
 from tests.support.tiny_decoder import reference_decoder, reference_tokenizer, write_tiny_decoder
 
 pytest.importorskip("transformers")
@@ -57,6 +59,7 @@ def build_folders(root: Path) -> dict[str, Path]:
     edit_config(models / "broken-mistral-oversize", vocab_size=10**12)
     edit_config(models / "broken-falcon", model_type="falcon")
     edit_config(models / "too-large-for-the-budget", intermediate_size=4000)
+    write_tiny_encoder(models / "tiny-distilbert", "distilbert", pooling="cls")  # beside them
     return {"models": models, **made}
 
 
@@ -168,7 +171,7 @@ def test_broken_folders_say_why_and_never_500(
     reasons = {name: entry.get("reason") for name, entry in listed.items() if "reason" in entry}
     assert reasons == {
         "broken-falcon": "folder:broken-falcon: config.json: model_type 'falcon' is not supported "
-        "(supported: gpt2, llama, mistral, qwen2)",
+        "(encoders: bert, distilbert, roberta; decoders: gpt2, llama, mistral, qwen2)",
         "broken-gpt2-no-tokenizer": "folder:broken-gpt2-no-tokenizer: tokenizer.json is missing: "
         "the model's tokenizer file",
         "broken-llama-rope-scaling": "folder:broken-llama-rope-scaling: config.json: rope scaling "
@@ -194,6 +197,19 @@ def test_models_are_listed_with_their_architecture(client: httpx.Client) -> None
     assert (llama["heads"], llama["kv_heads"], llama["head_dim"], llama["d_model"]) == (4, 2, 8, 16)
     assert listed["tiny-mistral"]["sliding_windows"] == [3, 3]
     assert listed["tiny-gpt2"]["tied_embeddings"] is True
+
+
+def test_an_encoder_folder_beside_the_decoders_is_served(client: httpx.Client) -> None:
+    body = {"model": "tiny-distilbert", "text": "the man", "output": {"embedding": True}}
+    response = attention(client, body)
+    assert response.status_code == 200, response.text
+    result = response.json()["results"][0]
+    assert result["tokens"] == ["[CLS]", "the", "man", "[SEP]"]
+    np.testing.assert_allclose(result["embedding"], result["output"][0], atol=1e-6)  # CLS
+    entry = models(client)["tiny-distilbert"]
+    assert (entry["kind"], entry["architecture"], entry["status"]) == (
+        "pretrained", "distilbert", "ready",
+    )  # fmt: skip
 
 
 def test_least_recently_used_is_unloaded_past_the_budget(client: httpx.Client) -> None:

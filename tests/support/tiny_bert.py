@@ -88,3 +88,71 @@ def edit_config(folder: Path, **changes: Any) -> None:
     """Rewrite config.json with `changes`, the weights left as they are."""
     path = folder / "config.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+ENCODER_VARIANTS: dict[str, dict[str, Any]] = {
+    "bert": {},
+    # RoBERTa numbers positions from pad_token_id + 1: two more rows for the same 32 tokens
+    "roberta": {"model_type": "roberta", "pad_token_id": 1, "max_position_embeddings": 34,
+                "type_vocab_size": 1},
+    "distilbert": {"model_type": "distilbert"},  # no token types: its config.json has none
+}  # fmt: skip
+"""model_type -> config.json fields over CONFIG, under BERT's names."""
+DISTILBERT_CONFIG_NAMES = {"hidden_size": "dim", "num_hidden_layers": "n_layers",
+                           "num_attention_heads": "n_heads", "intermediate_size": "hidden_dim",
+                           "hidden_act": "activation"}  # fmt: skip
+
+
+def write_tiny_encoder(
+    folder: Path, model_type: str, *, pooling: str | None = None, seed: int = 0
+) -> Path:
+    """A tiny folder of `model_type` (bert, roberta, distilbert) as transformers saves it: the
+    family's config.json names, its tensors' names (under ``roberta.``, DistilBERT's own), and
+    with `pooling` (cls, mean, max, lasttoken) sentence-transformers' modules.json and
+    1_Pooling/config.json."""
+    from attention.bert import BertConfig
+
+    config = {**CONFIG, **ENCODER_VARIANTS[model_type]}
+    weights = tiny_weights(config, seed)
+    if model_type == "distilbert":
+        weights = {_distilbert_name(name): tensor for name, tensor in weights.items()
+                   if "token_type" not in name and not name.startswith("pooler.")}  # fmt: skip
+        config = {DISTILBERT_CONFIG_NAMES.get(key, key): value for key, value in config.items()
+                  if key != "type_vocab_size"}  # fmt: skip
+    elif model_type == "roberta":
+        weights = {f"roberta.{name}": tensor for name, tensor in weights.items()}
+    BertConfig.from_dict(config)  # a writer's mistake shows here, not as a loading failure
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    write_weights(folder / "model.safetensors", weights)
+    write_tokenizer(folder / "tokenizer.json")
+    if pooling is not None:
+        write_pooling(folder, pooling)
+    return folder
+
+
+def _distilbert_name(name: str) -> str:
+    from attention.bert.loading import _DISTILBERT_PARTS
+
+    name = name.replace("encoder.layer.", "transformer.layer.")
+    for theirs, ours in _DISTILBERT_PARTS[1:]:
+        name = name.replace(ours, theirs)
+    return f"distilbert.{name}"
+
+
+def write_pooling(folder: Path, mode: str, *, normalize: bool = False) -> None:
+    """sentence-transformers' modules: the encoder, Pooling in `mode`, Normalize if asked."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"},
+    ]  # fmt: skip
+    if normalize:
+        modules.append(
+            {"idx": 2, "name": "2", "path": "2_Normalize",
+             "type": "sentence_transformers.models.Normalize"}
+        )  # fmt: skip
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": CONFIG["hidden_size"], "pooling_mode": mode}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))

@@ -22,13 +22,6 @@ def check_decoder_request(request: AttentionRequest) -> None:
                 f"output.{option} is for encoders; model={name!r} is a decoder",
                 field=f"output.{option}",
             )
-    if request.output.shapes_attention():
-        # refused rather than ignored: a decoder's answer is not shaped yet (docs/models.md)
-        raise InputError(
-            f"output.heads, queries, top_k and pool are not supported with model={name!r} (a "
-            "decoder) yet; ask for layers, or attention 'average'",
-            field="output",
-        )
     if request.config.dtype != "float32":
         raise InputError(
             f"config.dtype={request.config.dtype!r}: decoders run in float32", field="config.dtype"

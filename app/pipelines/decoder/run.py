@@ -4,6 +4,9 @@ continue the one text and give each new token, its log-probability and its atten
 Per result, arrays gain a leading layer axis over the requested `layers`, as for the encoders.
 A new token's attention is the row of the query that chose it over the context before it:
 Nl × H × S_i (Nl × S_i averaged over heads), S_i the prompt plus the tokens before it.
+`output.heads`, `top_k` and `pool` shape the prompt's weights as the encoders' and each new
+token's rows as lone queries (app/pipelines/shaping.py: `row_shaping`); `queries` picks prompt
+rows only.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from app.http.schemas import AttentionRequest
+from app.http.schemas import AttentionRequest, OutputOptions
 from app.pipelines.answer import attention_answer, metrics_answer, numpy
 from app.pipelines.decoder.cost import weighted_layers
 from app.pipelines.encoder.checks import TRACED_STEPS
 from app.pipelines.encoder.run import layer_metrics, layer_steps
 from app.pipelines.models import Decoder
+from app.pipelines.shaping import layers_shaped_fields, row_shaping, shaped_layers
 from attention.bert import TokenizedBatch
 from attention.decoder import DecoderOutput
 from attention.decoder.generation import Generation, Sampling, generate
+from attention.shaping import Shaping, shape_weights
 
 
 def run_decoder(
@@ -87,15 +93,18 @@ def _sequence_result(
 ) -> dict[str, Any]:
     length = batch.lengths[row]
     options = request.output
-    chosen = None
-    if output.attentions:  # (Nl, H, n, n), padding cut
-        chosen = torch.stack([output.attentions[i][row, :, :length, :length] for i in layers])
+    weights = output.attentions  # layer -> (B, H, L, L), for the weighted layers only
+    views = [weights[i][row, :, :length, :length] for i in layers] if weights else []
+    shaped = bool(views) and options.shapes_attention()
+    chosen = None  # (Nl, H, n, n), padding cut: a copy, made only when the dense weights are used
+    if views and (options.metrics or not shaped):
+        chosen = torch.stack(views)
     tokens = list(batch.tokens[row])
-    return {
+    answer = {
         "tokens": tokens,
         "key_tokens": tokens,
         "output": numpy(output.hidden_states[-1][row, :length]),
-        "attention": attention_answer(chosen, options),
+        "attention": None if shaped else attention_answer(chosen, options),
         "layers": layers,
         "steps": {step: layer_steps(output.traces, step, row, length, layers) for step in traced},
         "metrics": None
@@ -103,24 +112,66 @@ def _sequence_result(
         else metrics_answer(layer_metrics(chosen, length)),
         "fully_masked_queries": [],
     }
+    if shaped:  # each layer's weights shaped where they lie (cut, not copied)
+        answer.update(shaped_layers(views, options, length))
+    return answer
 
 
 def _generation_answer(
     request: AttentionRequest, decoder: Decoder, generation: Generation, layers: list[int]
 ) -> dict[str, Any]:
     tokenizer = decoder.tokenizer
-    attention = None
-    if generation.attentions and generation.attentions[0]:
-        attention = [
-            attention_answer(torch.stack([rows[i] for i in layers])[:, :, None], request.output)
-            for rows in generation.attentions
-        ]  # each (Nl, H, 1, S_i) -> per head or averaged; the singleton query axis dropped
-        attention = [None if a is None else a.squeeze(-2) for a in attention]
     return {
         "token_ids": generation.token_ids,
         "tokens": [tokenizer.id_token(token) for token in generation.token_ids],
         "text": tokenizer.decode(generation.token_ids),
         "logprobs": generation.logprobs,
-        "attention": attention,
+        **_generated_attention(request.output, generation, layers),
         "stop_reason": generation.stop_reason,
     }
+
+
+def _generated_attention(
+    options: OutputOptions, generation: Generation, layers: list[int]
+) -> dict[str, Any]:
+    """Each new token's rows over the context before it, per layer: `attention` (dense, or
+    null when top_k or pool replace it), `top_k` and `pool`, each a list with one entry per
+    token (null when not asked for)."""
+    fields: dict[str, Any] = {"attention": None, "top_k": None, "pool": None}
+    if not (generation.attentions and generation.attentions[0]):
+        return fields
+    per_token = [torch.stack([rows[i] for i in layers]) for rows in generation.attentions]
+    shaping = row_shaping(options)  # each token's rows: (Nl, H, S_i)
+    if shaping is None:
+        fields["attention"] = [numpy(_heads_as_asked(rows, options)) for rows in per_token]
+        return fields
+    shaped = [_shaped_rows(rows, shaping) for rows in per_token]
+    for name in fields:
+        if shaped[0][name] is not None:
+            fields[name] = [token[name] for token in shaped]
+    return fields
+
+
+def _heads_as_asked(rows: Tensor, options: OutputOptions) -> Tensor:
+    return rows.mean(dim=-2) if options.attention == "average" else rows
+
+
+QUERY_AXIS = {"attention": -2, "keys": -2, "weights": -2, "mass": -1, "max": -2, "mean": -2}
+"""Where a shaped field keeps its query axis, dropped for a generated token's single row."""
+
+
+def _shaped_rows(rows: Tensor, shaping: Shaping) -> dict[str, Any]:
+    """One new token's rows (Nl, H, S) shaped as one query of each layer, that query's axis
+    dropped: top_k (Nl, H, k) and (Nl, H); pool's max and mean (Nl, H, Nk), key_bounds."""
+    shaped = [shape_weights(layer[:, None], shaping) for layer in rows]  # (H, 1, S) each
+    fields = layers_shaped_fields(shaped, shaping)
+    for name in ("top_k", "pool"):
+        if fields[name] is not None:
+            fields[name].pop("query_bounds", None)
+            fields[name] = {
+                part: value.squeeze(QUERY_AXIS[part]) if part in QUERY_AXIS else value
+                for part, value in fields[name].items()
+            }
+    if fields["attention"] is not None:
+        fields["attention"] = fields["attention"].squeeze(QUERY_AXIS["attention"])
+    return fields

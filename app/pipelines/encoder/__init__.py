@@ -1,4 +1,5 @@
-"""Pretrained encoders (BERT-format folders): every layer on the project's MultiHeadAttention.
+"""Pretrained encoders (BERT-format folders: ATTENTION_MODEL_PATH or the bundled model, and the
+encoder folders of ATTENTION_MODELS_DIR): every layer on the project's MultiHeadAttention.
 
 Checks run on the event loop, tokenizing in a thread off it; the estimate covers every layer's
 pass and what it keeps; the work runs the layers, cuts each sequence and encodes the answer.
@@ -7,8 +8,8 @@ Arrays of a result gain a leading layer axis over the requested `layers`.
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,43 +22,78 @@ from app.pipelines.encoder.checks import (
     check_pretrained_limits,
     check_pretrained_request,
     resolve_layers,
-    tokenize_request,
+    tokenized,
 )
 from app.pipelines.encoder.cost import pretrained_estimate
-from app.pipelines.encoder.registry import PretrainedRegistry
-from app.pipelines.encoder.run import run_pretrained
+from app.pipelines.encoder.registry import Pretrained, PretrainedRegistry
+from app.pipelines.encoder.run import run_pretrained, stream_pretrained
+from app.pipelines.frames import Emit, end_frame, head_frame, layer_frame
 from app.pipelines.shaping import checked_shapings
 from attention import InputError, resolve_dtype
 from attention.bert import BertConfig
 
 
 async def prepare(request: AttentionRequest, context: Context) -> Prepared:
-    registry = context.service.pretrained
-    require_served(request.model, registry, context.service.decoders.names)
+    library = context.service.models
+    from_library = request.model in library  # an encoder, or a folder of no known family
+    if not from_library:
+        require_served(request.model, context.service.pretrained, library.names)
     check_pretrained_request(request, request.model)
     dtype = resolve_dtype(request.config.dtype)
-    pretrained = registry.get(torch.float32)
+    pretrained, copy_in = await served_model(request, context, from_library)
     config = pretrained.info.config
     layers = resolve_layers(request, config.num_hidden_layers)
-    # off the event loop: the probes and other requests go on while a long text is tokenized
-    batch = await asyncio.to_thread(tokenize_request, request, pretrained.tokenizer)
+    batch = await tokenized(request, pretrained.tokenizer, may_truncate=True)
     estimate = pretrained_estimate(request, batch, config, layers, context.media_type)
     check_pretrained_limits(request, batch, estimate, context.service.settings)
     checked_shapings(request.output, config.num_attention_heads, batch.lengths)
 
     def work() -> Body:
-        model = registry.get(dtype)
+        model = copy_in(dtype)
         computing = time.perf_counter()
         results = run_pretrained(request, model, batch, layers)
         resolved = resolved_config(request, config, layers)
         return encode_answer(request, results, resolved, context, computing)
 
-    return Prepared(work, estimate)
+    def frames(emit: Emit) -> None:
+        model = copy_in(dtype)
+        computing = time.perf_counter()
+        resolved = resolved_config(request, config, layers)
+        tokens = [(list(labels), list(labels)) for labels in batch.tokens]
+        emit(head_frame(request.model, resolved, layers, tokens, layer_axis=True))
+
+        def on_layer(index: int, results: list[dict[str, Any]]) -> None:
+            emit(layer_frame(index, results))
+
+        ends = stream_pretrained(request, model, batch, layers, on_layer)
+        emit(end_frame(request, ends, context, computing))
+
+    return Prepared(work, estimate, frames=frames)
 
 
-def require_served(name: str, registry: PretrainedRegistry, decoders: list[str]) -> None:
+async def served_model(
+    request: AttentionRequest, context: Context, from_library: bool
+) -> tuple[Pretrained, Callable[[torch.dtype], Pretrained]]:
+    """The float32 model, and how to get its copy in the request's dtype: an encoder folder of
+    ATTENTION_MODELS_DIR (loaded on first use, off the event loop, under the library's budget;
+    float32 only, as the budget counts it), else the pretrained model of ATTENTION_MODEL_PATH."""
+    if not from_library:
+        registry = context.service.pretrained
+        return registry.get(torch.float32), registry.get
+    if request.config.dtype != "float32":
+        raise InputError(
+            f"config.dtype={request.config.dtype!r}: the models of ATTENTION_MODELS_DIR run in "
+            "float32",
+            field="config.dtype",
+        )
+    library = context.service.models
+    pretrained = await library.loaded(library.encoder, request.model)
+    return pretrained, lambda _: pretrained
+
+
+def require_served(name: str, registry: PretrainedRegistry, folders: list[str]) -> None:
     if name not in registry.names:
-        available = ", ".join([RANDOM_MODEL, *registry.names, *decoders])
+        available = ", ".join([RANDOM_MODEL, *registry.names, *folders])
         why = f" ({registry.unavailable})" if registry.unavailable else ""
         raise InputError(
             f"model={name!r} is not served here{why}; available: {available}", field="model"

@@ -6,21 +6,23 @@ Nl × H × L × L, each step Nl × (its shape in the step registry, GET /steps),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from app.http.schemas import AttentionRequest
+from app.http.schemas import AttentionRequest, OutputOptions
 from app.pipelines.answer import attention_answer, metrics_answer, numpy
-from app.pipelines.encoder.checks import TRACED_STEPS
+from app.pipelines.encoder.checks import TRACED_STEPS, truncation_note
 from app.pipelines.encoder.cost import weighted_layers
 from app.pipelines.encoder.registry import Pretrained
-from app.pipelines.shaping import layers_shaped_fields, sequence_shaping
+from app.pipelines.shaping import shaped_layers
 from attention.bert import (
     BertOutput,
+    LayerHook,
+    LayerOutput,
     TokenizedBatch,
     aggregate_words,
     attention_rollout,
@@ -29,7 +31,6 @@ from attention.bert import (
 )
 from attention.metrics import HeadMetrics, head_metrics
 from attention.results import cut_step
-from attention.shaping import shape_weights
 
 Array = np.ndarray[Any, Any]
 
@@ -37,11 +38,55 @@ Array = np.ndarray[Any, Any]
 def run_pretrained(
     request: AttentionRequest, pretrained: Pretrained, batch: TokenizedBatch, layers: list[int]
 ) -> list[dict[str, Any]]:
+    """Every sequence's whole answer."""
+    traced = traced_steps(request)
+    output, pooled = _forward(request, pretrained, batch, layers, traced)
+    return [
+        _sequence_result(request, output, batch, row, layers, traced, pooled)
+        for row in range(len(batch.lengths))
+    ]
+
+
+def stream_pretrained(
+    request: AttentionRequest,
+    pretrained: Pretrained,
+    batch: TokenizedBatch,
+    layers: list[int],
+    on_layer: Callable[[int, list[dict[str, Any]]], None],
+) -> list[dict[str, Any]]:
+    """The same answer in parts: `on_layer(index, results)` with each requested layer's fields
+    of every sequence (no layer axis) as soon as the layer is computed; then returns each
+    sequence's remaining fields (app/pipelines/frames.py)."""
+    traced = traced_steps(request)
+
+    def layer_done(layer: LayerOutput) -> None:
+        if layer.index in layers:
+            on_layer(layer.index, _one_layer_fields(request, layer, batch, traced))
+
+    output, pooled = _forward(request, pretrained, batch, layers, traced, layer_done)
+    return [
+        _end_fields(request, output, batch, row, layers, pooled)
+        for row in range(len(batch.lengths))
+    ]
+
+
+def traced_steps(request: AttentionRequest) -> list[str]:
+    return [step for step in request.output.step_names() if step in TRACED_STEPS]
+
+
+def _forward(
+    request: AttentionRequest,
+    pretrained: Pretrained,
+    batch: TokenizedBatch,
+    layers: list[int],
+    traced: list[str],
+    on_layer: LayerHook | None = None,
+) -> tuple[BertOutput, Array | None]:
+    """The pass over every layer, and the sentence embeddings if asked for."""
     device = next(pretrained.model.parameters()).device
     batch = batch.to(device)
     padded = min(batch.lengths) != max(batch.lengths)
     padding = batch.key_padding_mask if padded else None
-    traced = [step for step in request.output.step_names() if step in TRACED_STEPS]
     weighted = weighted_layers(request, layers, pretrained.info.config.num_hidden_layers)
     output = pretrained.model(
         batch.input_ids,
@@ -49,6 +94,7 @@ def run_pretrained(
         token_type_ids=batch.token_type_ids,
         output_attentions=weighted,
         trace_layers=layers if traced else (),
+        on_layer=on_layer,
     )
     pooled = (
         sentence_embeddings(output.last_hidden_state, padding, pretrained.info.pooling)
@@ -57,10 +103,7 @@ def run_pretrained(
         if request.output.embedding
         else None
     )
-    return [
-        _sequence_result(request, output, batch, row, layers, traced, pooled)
-        for row in range(len(batch.lengths))
-    ]
+    return output, pooled
 
 
 def _sequence_result(
@@ -73,33 +116,99 @@ def _sequence_result(
     pooled: Array | None,
 ) -> dict[str, Any]:
     length = batch.lengths[row]
-    kept = output.attention_layers
-    every_layer = output.sequence_attentions(row, length) if kept else None  # (K, H, n, n)
-    chosen = None if every_layer is None else every_layer[[kept.index(i) for i in layers]]
+    chosen = _chosen_layers(output, row, length, layers)
     tokens = list(batch.tokens[row])
-    options = request.output
-    metrics = analysis = None
-    if chosen is not None and options.metrics:
-        metrics = metrics_answer(layer_metrics(chosen, length))
-    if every_layer is not None and chosen is not None and options.analysis:
-        analysis = _analysis(every_layer, chosen, batch, row)
-    answer = {
+    return {
         "tokens": tokens,
         "key_tokens": tokens,
-        "output": numpy(output.last_hidden_state[row, :length]),
+        **_layer_fields(request.output, chosen, output.traces, row, length, layers, traced),
+        **_end_fields(request, output, batch, row, layers, pooled),
+    }
+
+
+def _chosen_layers(output: BertOutput, row: int, length: int, layers: list[int]) -> Tensor | None:
+    """Sequence `row`'s weights in `layers`: (Nl, H, n, n); None when none were kept."""
+    kept = output.attention_layers
+    if not kept:
+        return None
+    every_layer = output.sequence_attentions(row, length)  # (K, H, n, n)
+    return every_layer[[kept.index(i) for i in layers]]
+
+
+def _layer_fields(
+    options: OutputOptions,
+    chosen: Tensor | None,
+    traces: Mapping[int, Mapping[str, Tensor]],
+    row: int,
+    length: int,
+    layers: list[int],
+    traced: list[str],
+) -> dict[str, Any]:
+    """What a result holds per layer (frames.LAYER_FIELDS), on a leading layer axis."""
+    metrics = None
+    if chosen is not None and options.metrics:
+        metrics = metrics_answer(layer_metrics(chosen, length))
+    fields = {
         "attention": attention_answer(chosen, options),  # (Nl, H, n, n) or (Nl, n, n)
-        "layers": layers,
-        "steps": {step: layer_steps(output.traces, step, row, length, layers) for step in traced},
+        "steps": {step: layer_steps(traces, step, row, length, layers) for step in traced},
         "metrics": metrics,
+    }
+    if chosen is not None:
+        fields.update(shaped_layers(chosen, options, length))
+    return fields
+
+
+def _one_layer_fields(
+    request: AttentionRequest, layer: LayerOutput, batch: TokenizedBatch, traced: list[str]
+) -> list[dict[str, Any]]:
+    """Each sequence's `_layer_fields` for one layer, cut from the same code with a layer axis
+    of one, and that axis dropped: a slice of the whole answer, number for number."""
+    results = []
+    for row, length in enumerate(batch.lengths):
+        weights = layer.weights
+        # contiguous, as the whole answer's copy (an index) is: the same reductions' order
+        chosen = (
+            None if weights is None else weights[row : row + 1, :, :length, :length].contiguous()
+        )
+        traces = {layer.index: layer.trace}
+        fields = _layer_fields(request.output, chosen, traces, row, length, [layer.index], traced)
+        results.append(_drop_layer_axis(fields))
+    return results
+
+
+def _drop_layer_axis(value: Any) -> Any:
+    """Every array's leading axis of one removed; lists (positions, bounds) are not per layer."""
+    if isinstance(value, np.ndarray):
+        return value[0]
+    if isinstance(value, dict):
+        return {name: _drop_layer_axis(item) for name, item in value.items()}
+    return value
+
+
+def _end_fields(
+    request: AttentionRequest,
+    output: BertOutput,
+    batch: TokenizedBatch,
+    row: int,
+    layers: list[int],
+    pooled: Array | None,
+) -> dict[str, Any]:
+    """What a result holds once every layer is computed: the output, the analysis, ..."""
+    length = batch.lengths[row]
+    analysis = None
+    if request.output.analysis and output.attention_layers:
+        every_layer = output.sequence_attentions(row, length)  # (K, H, n, n)
+        chosen = _chosen_layers(output, row, length, layers)
+        assert chosen is not None
+        analysis = _analysis(every_layer, chosen, batch, row)
+    return {
+        "output": numpy(output.last_hidden_state[row, :length]),
+        "layers": layers,
         "analysis": analysis,
         "embedding": None if pooled is None else pooled[row],
         "fully_masked_queries": [],
+        "truncated": truncation_note(batch, row),
     }
-    shaping = sequence_shaping(options, length)
-    if shaping is not None and chosen is not None:
-        shaped = [shape_weights(layer, shaping) for layer in chosen]
-        answer.update(layers_shaped_fields(shaped, shaping))
-    return answer
 
 
 def layer_steps(

@@ -14,6 +14,7 @@ from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
+from app.pipelines.frames import Emit, emit_one_layer
 from app.pipelines.random.batching import random_join
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
@@ -43,26 +44,36 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     check_estimate(estimate, settings, ADVICE)
     shapings = checked_shapings(request.output, config.num_heads, labels.query_lengths)
 
-    def work() -> Body:
+    def compute() -> tuple[list[dict[str, Any]], float]:
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
         shapers, sink = batch_shapers(shapings, request.output, config, labels.query_lengths,
                                       labels.key_lengths)  # fmt: skip
         result = run_model(request, labels, model, explicit_layer(request, model), sink)
-        return finish(result, computing, shapers)
+        return cut_results(result, labels, config, request.output, shapers), computing
+
+    def work() -> Body:
+        results, computing = compute()
+        return encode_answer(request, results, resolved_config(request, config), context, computing)
 
     def finish(
         result: AttentionOutput, computing: float, shapers: list[WeightsShaper] | None = None
     ) -> Body:
+        """Its answer from its own rows of a joined pass (app/pipelines/random/batching.py)."""
         results = cut_results(result, labels, config, request.output, shapers)
         return encode_answer(request, results, resolved_config(request, config), context, computing)
+
+    def frames(emit: Emit) -> None:
+        results, computing = compute()
+        resolved = resolved_config(request, config)
+        emit_one_layer(emit, request, results, resolved, context, computing)
 
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
     inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
     join = random_join(request, labels, config, dtype, service.device, shapings,
                        lambda: service.cache.get(config, dtype), finish)  # fmt: skip
-    return Prepared(work, estimate, inline, join)
+    return Prepared(work, estimate, inline, frames, join)
 
 
 def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:
@@ -76,6 +87,7 @@ def refuse_encoder_options(request: AttentionRequest) -> None:
         "layers": "layers" in request.model_fields_set,
         "output.embedding": options.embedding,
         "output.analysis": options.analysis,
+        "truncate": request.truncate,
     }
     for name, present in given.items():
         if present:

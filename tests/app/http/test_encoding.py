@@ -8,8 +8,12 @@ import pytest
 from app.http.encoding import (
     JSON,
     MSGPACK,
+    MSGPACK_SEQ,
+    NDJSON,
     decode_msgpack_arrays,
     encode,
+    encode_frame,
+    frames_encoding,
     negotiate,
     prepare_arrays,
 )
@@ -49,6 +53,40 @@ def test_msgpack_only_when_asked_for_and_not_less_wanted_than_json(
     accept: str | None, media_type: str
 ) -> None:
     assert negotiate(accept) == media_type
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        ("application/x-ndjson", NDJSON),
+        ("application/vnd.msgpack-seq", MSGPACK_SEQ),
+        ("application/json, application/x-ndjson", NDJSON),  # a tie: the stream asked for
+        ("application/msgpack, application/vnd.msgpack-seq", MSGPACK_SEQ),
+        ("application/x-ndjson;q=0.5, application/json", JSON),
+        ("application/x-ndjson;q=0.5, application/vnd.msgpack-seq;q=0.8", MSGPACK_SEQ),
+        ("application/x-ndjson;q=0, */*", JSON),
+        ("*/*", JSON),
+    ],
+)
+def test_a_stream_only_when_named_and_not_less_wanted_than_a_whole_answer(
+    accept: str, media_type: str
+) -> None:
+    assert negotiate(accept) == media_type
+
+
+def test_a_frame_is_one_line_of_json_or_one_messagepack_object() -> None:
+    payload = {"frame": "layer", "text": "two\nlines", "values": np.array([0.5, np.nan])}
+
+    line = encode_frame(payload, NDJSON)
+    packed = encode_frame(payload, MSGPACK_SEQ, float16=True)
+
+    assert line.count(b"\n") == 1
+    assert line.endswith(b"\n")
+    assert orjson.loads(line) == {"frame": "layer", "text": "two\nlines", "values": [0.5, None]}
+    decoded = decode_msgpack_arrays(ormsgpack.unpackb(packed))
+    assert decoded["values"].dtype == np.float16
+    assert frames_encoding(NDJSON) == JSON
+    assert frames_encoding(MSGPACK) == MSGPACK
 
 
 def test_precision_rounds_float_arrays_in_nested_containers() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attention import STEPS, Interrupted, stop_when
-from attention.bert import load_bert
+from attention.bert import LayerOutput, load_bert
 from attention.errors import InputError
 from tests.attention.bert.conftest import (
     LoadedBert,
@@ -101,3 +101,34 @@ def test_a_caller_that_gives_up_stops_the_encoder_before_its_next_layer(
         bert.model(batch.input_ids, output_attentions=False)  # fused layers: one check each
 
     assert len(checks) == 3  # layers 0 and 1 ran; the check before layer 2 stopped it
+
+
+def test_on_layer_sees_each_layer_as_it_is_computed_with_what_the_output_keeps(
+    bert: LoadedBert,
+) -> None:
+    batch = bert.tokenizer.encode(SENTENCES[:2])
+    seen: list[LayerOutput] = []
+    with torch.inference_mode():
+        output = bert.model(
+            batch.input_ids,
+            key_padding_mask=batch.key_padding_mask,
+            output_attentions=[1, 4],
+            trace_layers=[4],
+            on_layer=seen.append,
+        )
+    assert [layer.index for layer in seen] == list(range(bert.info.config.num_hidden_layers))
+    for layer in seen:
+        assert torch.equal(layer.hidden_state, output.hidden_states[layer.index + 1])
+    assert [layer.index for layer in seen if layer.weights is not None] == [1, 4]
+    assert seen[4].weights is not None
+    assert torch.equal(seen[4].weights, output.attentions[1])
+    assert seen[4].trace is output.traces[4]
+    assert seen[3].trace == {}
+
+
+def test_on_layer_is_not_called_past_a_checkpoint_that_stops(bert: LoadedBert) -> None:
+    batch = bert.tokenizer.encode(SENTENCES[:1])
+    seen: list[int] = []
+    with torch.inference_mode(), stop_when(lambda: len(seen) == 2), pytest.raises(Interrupted):
+        bert.model(batch.input_ids, on_layer=lambda layer: seen.append(layer.index))
+    assert seen == [0, 1]

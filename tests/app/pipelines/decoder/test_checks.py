@@ -19,8 +19,7 @@ def request(**fields: Any) -> AttentionRequest:
     ("fields", "field"),
     [
         ({"output": {"analysis": True}}, "output.analysis"),
-        ({"output": {"top_k": 4}}, "output"),
-        ({"output": {"pool": 8}}, "output"),
+        ({"output": {"embedding": True}}, "output.embedding"),
         ({"config": {"dtype": "float64"}}, "config.dtype"),
         ({"text": ["a", "b"], "generate": {"max_new_tokens": 2}}, "generate"),
     ],
@@ -32,5 +31,12 @@ def test_what_a_decoder_cannot_take_is_a_422_naming_it(fields: dict[str, Any], f
     assert caught.value.field == field
 
 
-def test_a_plain_decoder_request_passes() -> None:
-    check_decoder_request(request(layers=[0], output={"attention": "average"}))
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"attention": "average"},
+        {"heads": [1], "queries": [0], "top_k": 2, "pool": 4, "dtype": "float16"},
+    ],
+)
+def test_a_plain_or_shaped_decoder_request_passes(output: dict[str, Any]) -> None:
+    check_decoder_request(request(layers=[0], output=output))

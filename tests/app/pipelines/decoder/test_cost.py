@@ -35,13 +35,32 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> ModelLibrary:
         {"text": "the king", "output": {"attention": "none"}},
         {"text": "the king and his", "generate": {"max_new_tokens": 20}},
         {"text": "a", "generate": {"max_new_tokens": 40, "temperature": 2.0}, "layers": [1]},
+        {
+            "text": ["the king", "a"],
+            "output": {"heads": [3, 0], "queries": {"start": 1, "stop": 9}},
+        },
+        {
+            "text": "the king and his",
+            "output": {"top_k": 30, "pool": 64, "dtype": "float16"},
+            "generate": {"max_new_tokens": 20},
+        },
+        {
+            "text": "the king",
+            "output": {"attention": "average", "top_k": 2, "heads": [1]},
+            "generate": {"max_new_tokens": 12},
+        },
+        {
+            "text": "the king",
+            "output": {"pool": 3, "queries": [0]},
+            "generate": {"max_new_tokens": 12},
+        },
     ],
 )
 def test_the_estimate_covers_the_answer(
     library: ModelLibrary, fields: dict[str, Any], media_type: str
 ) -> None:
     request = AttentionRequest.model_validate({"model": "tiny", **fields})
-    decoder = library.get("tiny")
+    decoder = library.decoder("tiny")
     layers = [0, 1] if request.layers == "all" else request.layers
     batch = tokenize_request(request, decoder.tokenizer)
     estimate = decoder_estimate(request, batch, decoder.info.config, layers, media_type)
@@ -52,7 +71,7 @@ def test_the_estimate_covers_the_answer(
 
 
 def test_more_new_tokens_cost_more(library: ModelLibrary) -> None:
-    decoder = library.get("tiny")
+    decoder = library.decoder("tiny")
 
     def estimate(new: int) -> int:
         request = AttentionRequest.model_validate(
@@ -63,6 +82,24 @@ def test_more_new_tokens_cost_more(library: ModelLibrary) -> None:
         return decoder_estimate(request, batch, config, [0, 1], JSON).peak_bytes
 
     assert estimate(10) < estimate(100) < estimate(1000)
+
+
+def test_top_k_and_pool_cost_less_than_the_dense_answer(library: ModelLibrary) -> None:
+    decoder = library.decoder("tiny")
+    prompt = " ".join(["the king"] * 24)
+
+    def answer_bytes(output: dict[str, Any]) -> int:
+        request = AttentionRequest.model_validate(
+            {"model": "tiny", "text": prompt, "output": output, "generate": {"max_new_tokens": 8}}
+        )
+        batch = tokenize_request(request, decoder.tokenizer)
+        config = decoder.info.config
+        return decoder_estimate(request, batch, config, [0, 1], JSON).response_bytes
+
+    dense = answer_bytes({})
+    assert answer_bytes({"top_k": 2}) < dense / 4
+    assert answer_bytes({"pool": 4}) < dense / 4
+    assert answer_bytes({"heads": [0]}) < dense / 2
 
 
 def test_the_library_checks_folders_without_loading_and_loads_once(

@@ -1,0 +1,47 @@
+// A text too long for a pretrained model: the API refuses it (422) unless the request asks for
+// `truncate`. The page offers the cut after the refusal, and says what was cut after the answer.
+
+import { el } from "./dom.js";
+
+const TOO_LONG = /more than (\d+) tokens.*ask for truncation/u;
+
+export class TruncationOffer {
+  /** `element`: where the offer and the note go; `cut()`: sends the text again with truncate. */
+  constructor(element, cut) {
+    this.element = element;
+    this.cut = cut;
+  }
+
+  show(...children) {
+    this.element.replaceChildren(...children);
+    this.element.hidden = children.length === 0;
+  }
+
+  /** A failed request: offer the cut when the text was refused for its length alone. */
+  offerAfter(outcome) {
+    const refusal = outcome.fieldErrors?.find((error) => error.field === "text" && TOO_LONG.test(error.message));
+    if (!refusal) return this.show();
+    const limit = Number(TOO_LONG.exec(refusal.message)[1]);
+    const button = el("button", {
+      type: "button",
+      class: "secondary",
+      id: "truncate-submit",
+      text: `Cut to ${limit} tokens and compute`,
+    });
+    button.addEventListener("click", () => this.cut());
+    this.show(el("span", { text: `The model reads at most ${limit} tokens. ` }), button);
+  }
+
+  /** An answer: say what was cut from its first sequence, if anything. */
+  showCut(result) {
+    const cut = result?.truncated;
+    if (!cut) return this.show();
+    const last = result.tokens[cut.kept - 2]; // the last word piece kept, before [SEP]
+    this.show(
+      el("span", {
+        class: "truncated-note",
+        text: `The text was cut to ${cut.kept} of its ${cut.tokens} tokens: everything after “${last}” was left out.`,
+      }),
+    );
+  }
+}

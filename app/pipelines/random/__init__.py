@@ -15,12 +15,14 @@ from app.pipelines import Context, Prepared
 from app.pipelines.answer import encode_answer
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
 from app.pipelines.frames import Emit, emit_one_layer
+from app.pipelines.random.batching import random_join
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
 from app.pipelines.shaping import batch_shapers, checked_shapings
-from attention import AttentionConfig, InputError, resolve_dtype
+from attention import AttentionConfig, AttentionOutput, InputError, resolve_dtype
+from attention.shaping import WeightsShaper
 
 ADVICE = (
     "ask for output.top_k or output.pool, fewer heads or queries, fewer steps, attention "
@@ -54,6 +56,13 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         results, computing = compute()
         return encode_answer(request, results, resolved_config(request, config), context, computing)
 
+    def finish(
+        result: AttentionOutput, computing: float, shapers: list[WeightsShaper] | None = None
+    ) -> Body:
+        """Its answer from its own rows of a joined pass (app/pipelines/random/batching.py)."""
+        results = cut_results(result, labels, config, request.output, shapers)
+        return encode_answer(request, results, resolved_config(request, config), context, computing)
+
     def frames(emit: Emit) -> None:
         results, computing = compute()
         resolved = resolved_config(request, config)
@@ -62,7 +71,9 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
     inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
-    return Prepared(work, estimate, inline, frames)
+    join = random_join(request, labels, config, dtype, service.device, shapings,
+                       lambda: service.cache.get(config, dtype), finish)  # fmt: skip
+    return Prepared(work, estimate, inline, frames, join)
 
 
 def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:

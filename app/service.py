@@ -12,6 +12,7 @@ from fastapi import Request
 from app.pipelines import RANDOM_MODEL
 from app.pipelines.encoder.registry import PretrainedRegistry
 from app.pipelines.models import ModelLibrary
+from app.serving.batching import Batcher
 from app.serving.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
 from app.serving.settings import Settings
 from attention import resolve_device
@@ -23,6 +24,7 @@ class Service:
     settings: Settings
     device: torch.device
     admission: Admission
+    batcher: Batcher
     cache: ModuleCache
     pretrained: PretrainedRegistry
     models: ModelLibrary  # the encoder and decoder folders of ATTENTION_MODELS_DIR
@@ -33,15 +35,17 @@ class Service:
     def from_settings(cls, settings: Settings) -> Service:
         keep_freed_memory()  # once per process, before the worker threads make their arenas
         device = resolve_device(settings.device)
+        admission = Admission(
+            settings.max_concurrency,
+            settings.max_queue,
+            settings.request_timeout_s,
+            MemoryBudget(settings.memory_budget_bytes),
+        )
         return cls(
             settings=settings,
             device=device,
-            admission=Admission(
-                settings.max_concurrency,
-                settings.max_queue,
-                settings.request_timeout_s,
-                MemoryBudget(settings.memory_budget_bytes),
-            ),
+            admission=admission,
+            batcher=Batcher(admission, settings.batch_wait_ms / 1e3, settings.max_request_bytes),
             cache=ModuleCache(
                 settings.module_cache_bytes, device, TokenVectorCache(settings.token_cache_bytes)
             ),

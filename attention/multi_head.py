@@ -212,15 +212,8 @@ class MultiHeadAttention(nn.Module):
         check_inputs(self.config, query, key, value, key_padding_mask, attn_mask)
         batch, length, _ = query.shape
         source_length = key.shape[1]
-        config = self.config
 
-        q, k, v = self.project(query, key, value)  # (B, L, E), (B, S, kv_dim), (B, S, kv_dim)
-        q = AF.split_heads(q, config.num_heads)  # (B, H, L, d)
-        k = AF.split_heads(k, config.kv_heads)  # (B, H_kv, S, d)
-        v = AF.split_heads(v, config.kv_heads)  # (B, H_kv, S, d)
-        if config.positional_encoding == "rope":
-            q, k = apply_rope(q, config.rope_base), apply_rope(k, config.rope_base)
-        k, v = self.append_extra_keys(k, v)  # (B, H_kv, S + extra, d)
+        q, k, v = self.heads(query, key, value)
         if not (need_weights or trace) and self._only_causal(key_padding_mask, attn_mask):
             # a bare causal mask goes to the fused kernel as is_causal: no bias tensor at all
             return self._fast_forward(q, k, v, None, is_causal=True)
@@ -233,6 +226,19 @@ class MultiHeadAttention(nn.Module):
         if not (need_weights or trace):
             return self._fast_forward(q, k, v, bias)
         return self._traced_forward(q, k, v, bias, keep_trace=trace)
+
+    def heads(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Steps 2-3 and the keys' extras: Q (B, H, L, d) and K, V (B, H_kv, S + extra, d),
+        projected, split into heads, rotated (RoPE) and with bias_k and the zero key appended."""
+        config = self.config
+        q, k, v = self.project(query, key, value)  # (B, L, E), (B, S, kv_dim), (B, S, kv_dim)
+        q = AF.split_heads(q, config.num_heads)  # (B, H, L, d)
+        k = AF.split_heads(k, config.kv_heads)  # (B, H_kv, S, d)
+        v = AF.split_heads(v, config.kv_heads)  # (B, H_kv, S, d)
+        if config.positional_encoding == "rope":
+            q, k = apply_rope(q, config.rope_base), apply_rope(k, config.rope_base)
+        k, v = self.append_extra_keys(k, v)  # (B, H_kv, S + extra, d)
+        return q, k, v
 
     def attend(
         self,

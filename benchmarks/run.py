@@ -43,7 +43,7 @@ from app.http.encoding import MSGPACK, decode_msgpack_arrays
 from app.service import Service, torch_threads
 from app.serving.settings import Settings
 from attention.bert import bundled_model_path
-from benchmarks import decoders, peers, pretrained_peers, report, wrk
+from benchmarks import batching, decoders, peers, pretrained_peers, report, wrk
 from benchmarks.cases import Case, select, server_env
 from benchmarks.client import Load, drive
 from benchmarks.inprocess import InProcess, encoder_timings, library_ratios, time_case
@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-pretrained", action="store_true",
         help="skip the pretrained path beside the transformers BASELINE (skipped with --smoke)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-batching", action="store_true",
+        help="skip micro-batching off and on at c=1, 8, 32 (skipped with --smoke)",
     )  # fmt: skip
     parser.add_argument(
         "--no-decoders", action="store_true",
@@ -142,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         folder_json = Path(tempfile.mkdtemp(prefix="bench-pretrained-")) / "peers.json"
         pretrained_peers.main(["--rounds", str(args.peer_rounds), "--json", str(folder_json)])
         run["pretrained_peers"] = json.loads(folder_json.read_text())
+    if not (args.smoke or args.no_server or args.no_batching):
+        # micro-batching off and at its default wait, c=1, 8, 32: benchmarks/batching.py
+        print("\nMicro-batching off and on, beside the minimal app (BASELINE):")
+        folder_json = Path(tempfile.mkdtemp(prefix="bench-batching-")) / "batching.json"
+        waits = f"0,{Settings.model_fields['batch_wait_ms'].default}"
+        batching.main(["--waits", waits, "--rounds", str(args.peer_rounds), "--json",
+                       str(folder_json)])  # fmt: skip
+        run["batching"] = json.loads(folder_json.read_text())
     if not args.no_decoders and decoders.available():
         print("\nDecoders beside transformers eager (benchmarks/decoders.py)...", flush=True)
         # --smoke: tiny models in process only; else also a real server (ATTENTION_MODELS_DIR)

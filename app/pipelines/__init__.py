@@ -20,6 +20,7 @@ from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import Estimate
 from app.pipelines.frames import Emit
+from app.serving.batching import Joinable
 from app.serving.runtime import Timing
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Prepared:
     # the same answer as frames, handed to `emit` layer by layer (app/pipelines/frames.py);
     # None: this family does not stream
     frames: Callable[[Emit], None] | None = None
+    join: Joinable | None = None  # a form that may share a pass with others (serving/batching)
 
 
 class Pipeline(Protocol):

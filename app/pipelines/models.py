@@ -17,13 +17,15 @@ can be passed by one model for that long: the budget bounds what stays loaded be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -139,6 +141,9 @@ class DecoderFamily(Family):
 
 
 FAMILIES: tuple[Family, ...] = (EncoderFamily(), DecoderFamily())
+
+
+T = TypeVar("T")
 
 
 def family_of(folder: Path) -> Family:
@@ -263,6 +268,19 @@ class ModelLibrary:
 
     def _refuse(self, entry: Entry, why: str) -> None:
         entry.state, entry.reason, entry.config = "unavailable", f"{entry.source}: {why}", None
+
+    def ready(self, name: str) -> bool:
+        """Loaded: `get` returns at once, without reading a file."""
+        entry = self._entries.get(name)
+        return entry is not None and entry.loaded is not None
+
+    async def loaded(self, get: Callable[[str], T], name: str) -> T:
+        """`get(name)` (`self.encoder`, `self.decoder`): on the event loop when the model is
+        loaded already, else in a thread (loading reads the folder; concurrent first requests
+        wait for one load). A hop to a thread costs the loop 1-2 ms under load."""
+        if self.ready(name):
+            return get(name)
+        return await asyncio.to_thread(get, name)
 
     def decoder(self, name: str) -> Decoder:
         loaded = self.get(name)

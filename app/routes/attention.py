@@ -110,7 +110,7 @@ async def post_attention(request: Request) -> Response:
         produce = frame_producer(attention_request, prepared, media_type)
         stream = await FrameStream.start(service.admission, produce, timing, held)
         return FrameStreamResponse(stream, media_type)
-    content = await service.admission.run(prepared.work, timing, held, prepared.inline)
+    content = await service.batcher.run(prepared.work, timing, held, prepared.inline, prepared.join)
     return Response(content, media_type=media_type)
 
 

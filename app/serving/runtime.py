@@ -147,6 +147,16 @@ class Admission:
     def retry_after_s(self) -> int:
         return max(1, round(self.timeout_s / 10))
 
+    def refuse_if_full(self) -> None:
+        """429 when every slot computes and the queue is full (micro-batching admits each
+        member of a batch here, app/serving/batching.py)."""
+        if self.running + self.waiting >= self.max_concurrency + self.max_queue:
+            raise Overloaded(
+                f"overloaded: {self.running} computations running and {self.waiting} waiting "
+                f"(limits {self.max_concurrency} and {self.max_queue}); retry later",
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+
     async def run(
         self,
         work: Callable[[], T],
@@ -156,12 +166,7 @@ class Admission:
     ) -> T:
         """`work`'s result, computed in a thread of the pool, or with `inline` on the event loop
         itself when a slot is free (a computation too small to be worth the hand-off)."""
-        if self.running + self.waiting >= self.max_concurrency + self.max_queue:
-            raise Overloaded(
-                f"overloaded: {self.running} computations running and {self.waiting} waiting "
-                f"(limits {self.max_concurrency} and {self.max_queue}); retry later",
-                headers={"Retry-After": str(self.retry_after_s)},
-            )
+        self.refuse_if_full()
         timing = timing or Timing()
         started = time.perf_counter()
         deadline = started + self.timeout_s

@@ -7,7 +7,6 @@ the tokenizing run before the estimate, the estimate before any tensor (docs/rel
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from app.pipelines.decoder.checks import (
 )
 from app.pipelines.decoder.cost import decoder_estimate
 from app.pipelines.decoder.run import run_decoder
-from app.pipelines.encoder.checks import resolve_layers, tokenize_request
+from app.pipelines.encoder.checks import resolve_layers, tokenized
 from app.pipelines.models import Decoder
 from app.pipelines.shaping import checked_shapings
 
@@ -32,10 +31,10 @@ ADVICE = "ask for output.pool or output.top_k, fewer layers, steps, tokens or ne
 async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     library = context.service.models
     check_decoder_request(request)
-    decoder = await asyncio.to_thread(library.decoder, request.model)  # loaded once, on first use
+    decoder = await library.loaded(library.decoder, request.model)
     config = decoder.info.config
     layers = resolve_layers(request, config.num_layers)
-    batch = await asyncio.to_thread(tokenize_request, request, decoder.tokenizer)
+    batch = await tokenized(request, decoder.tokenizer)
     check_decoder_limits(request, batch, decoder, context.service.settings)
     estimate = decoder_estimate(request, batch, config, layers, context.media_type)
     check_estimate(estimate, context.service.settings, ADVICE)

@@ -8,7 +8,6 @@ Arrays of a result gain a leading layer axis over the requested `layers`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +22,7 @@ from app.pipelines.encoder.checks import (
     check_pretrained_limits,
     check_pretrained_request,
     resolve_layers,
-    tokenize_request,
+    tokenized,
 )
 from app.pipelines.encoder.cost import pretrained_estimate
 from app.pipelines.encoder.registry import Pretrained, PretrainedRegistry
@@ -44,10 +43,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     pretrained, copy_in = await served_model(request, context, from_library)
     config = pretrained.info.config
     layers = resolve_layers(request, config.num_hidden_layers)
-    # off the event loop: the probes and other requests go on while a long text is tokenized
-    batch = await asyncio.to_thread(
-        tokenize_request, request, pretrained.tokenizer, may_truncate=True
-    )
+    batch = await tokenized(request, pretrained.tokenizer, may_truncate=True)
     estimate = pretrained_estimate(request, batch, config, layers, context.media_type)
     check_pretrained_limits(request, batch, estimate, context.service.settings)
     checked_shapings(request.output, config.num_attention_heads, batch.lengths)
@@ -90,7 +86,8 @@ async def served_model(
             "float32",
             field="config.dtype",
         )
-    pretrained = await asyncio.to_thread(context.service.models.encoder, request.model)
+    library = context.service.models
+    pretrained = await library.loaded(library.encoder, request.model)
     return pretrained, lambda _: pretrained
 
 

@@ -63,7 +63,10 @@ def pretrained_estimate(
     labels = 2 * sum(len(token) + 4 for tokens in batch.tokens for token in tokens)
     labels += TRUNCATION_NOTE_BYTES * dims.batch if request.truncate else 0
     answer = returned * number_bytes(media_type, dtype, options.precision, options.dtype) + labels
+    # the cut stacks one sequence's kept layers and copies the chosen ones out of that stack
+    # (run.py, _chosen_layers), whatever the answer keeps of them (shaped or dense)
+    sequence_copies = 2 * kept * dims.heads * dims.queries * dims.keys
     # the pass, then the cut (its copies beside what they are cut from), then the encoding
-    forward = held + max(attention, feed_forward, returned)
+    forward = held + max(attention, feed_forward, returned + sequence_copies)
     item = ITEM_BYTES[dtype]
     return peak_estimate(item, dims, built=0, forward=forward, held=returned, answer=answer)

@@ -15,12 +15,20 @@ from app.pipelines import Context, Prepared
 from app.pipelines.answer import Array, encode_answer, numpy
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
 from app.pipelines.frames import Emit, Frame, emit_one_layer
+from app.pipelines.random.batching import random_join
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
 from app.pipelines.shaping import batch_shapers, checked_shapings
-from attention import AttentionConfig, InputError, MultiHeadAttention, resolve_dtype
+from attention import (
+    AttentionConfig,
+    AttentionOutput,
+    InputError,
+    MultiHeadAttention,
+    resolve_dtype,
+)
+from attention.shaping import WeightsShaper
 
 ADVICE = (
     "ask for output.top_k or output.pool, fewer heads or queries, fewer steps, attention "
@@ -50,13 +58,25 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         layer = explicit_layer(request, model)
         result = run_model(request, labels, model, layer, sink)
         results = cut_results(result, labels, config, request.output, shapers)
-        weights = layer_parameters(layer or model.attention) if request.output.parameters else None
-        return results, computing, weights
+        return results, computing, parameters_of(layer or model.attention)
 
     def work() -> Body:
         results, computing, weights = compute()
         resolved = resolved_config(request, config)
         return encode_answer(request, results, resolved, context, computing, weights)
+
+    def finish(
+        result: AttentionOutput, computing: float, shapers: list[WeightsShaper] | None = None
+    ) -> Body:
+        """Its answer from its own rows of a joined pass (app/pipelines/random/batching.py)."""
+        results = cut_results(result, labels, config, request.output, shapers)
+        # a joined request has no weights of its own (batching.has_own_inputs): the seeded ones
+        weights = parameters_of(service.cache.get(config, dtype).attention)
+        resolved = resolved_config(request, config)
+        return encode_answer(request, results, resolved, context, computing, weights)
+
+    def parameters_of(layer: MultiHeadAttention) -> dict[str, Array] | None:
+        return layer_parameters(layer) if request.output.parameters else None
 
     def frames(emit: Emit) -> None:
         results, computing, weights = compute()
@@ -67,7 +87,9 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
     inline = cached and estimate.peak_bytes - allocator_slack_bytes() <= settings.inline_max_bytes
-    return Prepared(work, estimate, inline, frames)
+    join = random_join(request, labels, config, dtype, service.device, shapings,
+                       lambda: service.cache.get(config, dtype), finish)  # fmt: skip
+    return Prepared(work, estimate, inline, frames, join)
 
 
 def with_parameters(emit: Emit, weights: dict[str, Array] | None) -> Emit:

@@ -17,6 +17,7 @@ from app.http.schemas import AttentionRequest
 from app.pipelines import Context
 from app.pipelines.cost import JSON_NUMBER_BYTES
 from app.pipelines.random import prepare
+from app.pipelines.random.batching import run_together
 from app.pipelines.random.cost import Shape, random_estimate
 from app.pipelines.random.inputs import library_config
 from app.service import Service
@@ -153,3 +154,21 @@ async def test_a_stream_ends_with_the_same_weights_as_the_whole_answer(service: 
     assert streamed.keys() == whole.keys()
     for name, value in streamed.items():  # JSON's shortest float32 form: equal once read as float32
         np.testing.assert_array_equal(value, np.asarray(whole[name], dtype=value.dtype))
+
+
+@pytest.mark.anyio
+async def test_a_joined_pass_answers_with_the_same_weights(service: Service) -> None:
+    context = Context(service, time.perf_counter(), Timing(), JSON)
+    config = {"d_model": 8, "num_heads": 2, "seed": 6}
+    requests = [
+        body(config),
+        {**body(config), "text": "a sword should swing the man who passes the sentence"},
+    ]
+    prepared = [await prepare(AttentionRequest.model_validate(r), context) for r in requests]
+    joins = [p.join for p in prepared]
+    assert all(join is not None for join in joins)
+    outcomes = run_together([join for join in joins if join is not None], lambda _: True)
+    for outcome, alone in zip(outcomes, prepared, strict=True):
+        assert isinstance(outcome, bytes | memoryview)
+        joined = orjson.loads(bytes(outcome))["parameters"]
+        assert joined == orjson.loads(bytes(alone.work()))["parameters"]

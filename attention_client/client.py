@@ -27,7 +27,7 @@ MSGPACK = "application/msgpack"
 MSGPACK_SEQ = "application/vnd.msgpack-seq"  # a streamed answer's frames
 REQUEST_FIELDS = frozenset({
     "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
-    "key_padding_mask", "attn_mask", "parameters", "model", "layers", "generate",
+    "key_padding_mask", "attn_mask", "parameters", "model", "layers", "generate", "truncate",
 })  # fmt: skip
 CONFIG_FIELDS = frozenset({
     "d_model", "num_heads", "num_kv_heads", "kdim", "vdim", "bias", "add_bias_kv",
@@ -36,7 +36,7 @@ CONFIG_FIELDS = frozenset({
 })  # fmt: skip
 OUTPUT_FIELDS = frozenset({
     "attention", "steps", "precision", "metrics", "embedding", "analysis", "heads", "queries",
-    "top_k", "pool",
+    "top_k", "pool", "parameters",
 })  # fmt: skip
 # `dtype` is the computation's (config.dtype); the answer arrays' type is `array_dtype`
 ARRAY_DTYPE = "array_dtype"

@@ -40,6 +40,7 @@ class Layer:
 class End:
     results: list[dict[str, Any]]
     meta: dict[str, Any]
+    parameters: dict[str, Any] | None = None  # the random model's weights, with output.parameters
 
 
 Frame = Head | Layer | End
@@ -54,7 +55,7 @@ def typed_frame(frame: dict[str, Any]) -> Frame:
     if kind == "layer":
         return Layer(frame["layer"], frame["results"])
     if kind == "end":
-        return End(frame["results"], frame["meta"])
+        return End(frame["results"], frame["meta"], frame.get("parameters"))
     if kind == "error":
         error = frame["error"]
         raise error_for(int(error["status"]), error["detail"])
@@ -138,7 +139,8 @@ def assemble(frames: Iterable[Frame]) -> dict[str, Any]:
         per_layer = [layers[index][row] for index in head.layers]
         fields = _stack(per_layer) if head.layer_axis else per_layer[0]
         results.append({**named, **fields, **ended})
-    return {"results": results, "config": head.config, "meta": end.meta}
+    whole = {"results": results, "config": head.config, "meta": end.meta}
+    return whole if end.parameters is None else {**whole, "parameters": end.parameters}
 
 
 def _stack(parts: list[Any]) -> Any:

@@ -160,6 +160,11 @@ class OutputOptions(Strict):
         False, description="Pretrained models: attention rollout, shares on [CLS]/[SEP], and "
         "word-level attention (to a word: summed over its pieces; from a word: averaged)",
     )  # fmt: skip
+    parameters: bool = Field(
+        False, description="The random model: the layer's weights in the answer's `parameters`, "
+        "as the torch.nn.MultiheadAttention state dict that the request's `parameters` takes "
+        "(W_Q, W_K, W_V in in_proj_weight or q/k/v_proj_weight, W_O in out_proj.weight)",
+    )  # fmt: skip
     heads: list[HeadIndex] | None = Field(
         None, min_length=1, max_length=MAX_HEADS, description="The heads whose attention "
         "(dense, top_k or pool) to return, in this order; null = all",
@@ -326,6 +331,16 @@ class AttentionRequest(Strict):
             raise ValueError("value_embeddings needs key_embeddings")
         return self
 
+    @model_validator(mode="after")
+    def _parameters_of_the_random_model(self) -> AttentionRequest:
+        random = type(self).model_fields["model"].default  # the seeded model, the only one
+        if self.output.parameters and self.model != random:
+            raise ValueError(
+                f"output.parameters returns the {random!r} model's one layer; model="
+                f"{self.model!r} has many (leave output.parameters out)"
+            )
+        return self
+
 
 # -- responses ----------------------------------------------------------------------------
 
@@ -420,6 +435,11 @@ class AttentionResponse(BaseModel):
     results: list[SequenceResult]
     config: ResolvedConfig
     meta: Meta
+    parameters: dict[str, Numbers] | None = Field(
+        None, description="With output.parameters (the random model): the layer's state dict, "
+        "keys and layouts of torch.nn.MultiheadAttention (weights out × in: q = x · W_Qᵀ + b_Q); "
+        "with grouped K/V heads, K and V have num_kv_heads heads' rows",
+    )  # fmt: skip
 
 
 class ErrorItem(BaseModel):

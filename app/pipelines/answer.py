@@ -28,9 +28,12 @@ def encode_answer(
     config: dict[str, Any],
     context: Context,
     computing: float,
+    parameters: dict[str, Array] | None = None,
 ) -> Body:
-    """The whole answer, in the negotiated encoding."""
+    """The whole answer, in the negotiated encoding; `parameters`: the layer's, when asked for."""
     payload = {"results": results, "config": config, "meta": meta(request, context, computing)}
+    if parameters is not None:
+        payload["parameters"] = parameters
     options = request.output
     return encode(
         payload, context.media_type, options.precision, float16=options.dtype == "float16"

@@ -4,7 +4,8 @@
             "results": [{"tokens", "key_tokens"}, ...]}             before any layer is computed
     layer  {"frame": "layer", "layer": i, "results": [{LAYER_FIELDS}, ...]}    one per layer,
             as soon as it is computed, in the order the model computes them
-    end    {"frame": "end", "results": [{every other field}, ...], "meta"}
+    end    {"frame": "end", "results": [{every other field}, ...], "meta"} (and "parameters",
+            the random model's weights, with output.parameters)
 
 A layer frame's arrays are that layer's slice of the answer's (no layer axis): stacked in the
 order of the head's `layers` (when `layer_axis`; the random model has one layer and no axis) and

@@ -72,32 +72,48 @@ export function saveBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-function escapeXml(text) {
+export function escapeXml(text) {
   return String(text).replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export const SVG_FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
+/** Where an exported figure's drawing may start: under its title, subtitle and context lines. */
+export const SVG_HEAD_HEIGHT = 74;
+
+/** How wide an exported figure must be for its title, subtitle and context line to fit. */
+export const svgTextWidth = (title, subtitle = "") =>
+  32 + Math.max(title.length * 9, subtitle.length * 6.6, context.line.length * 6.6);
+
+/**
+ * The opening of an exported SVG: its title and metadata (model, config, seed, figure), a white
+ * background, the title, the subtitle and the context line (model · config · seed), in that order.
+ */
+export function svgHead({ width, height, title, subtitle = "" }) {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${SVG_FONT}>`,
+    `<title>${escapeXml(title)}</title>`,
+    `<metadata>${escapeXml(JSON.stringify({ ...context.metadata, figure: title }))}</metadata>`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="16" y="24" font-size="16" font-weight="600" fill="#1b1f2a">${escapeXml(title)}</text>`,
+    `<text x="16" y="42" font-size="12" fill="#5b6275">${escapeXml(subtitle)}</text>`,
+    `<text x="16" y="60" font-size="12" fill="#5b6275">${escapeXml(context.line)}</text>`,
+  ];
 }
 
 /** A standalone SVG of one heatmap: labels, cells, title and a colour bar. */
 export function heatmapSvg({ values, rowLabels, colLabels, scale, title, subtitle = "" }) {
   const cell = 28;
-  const font = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
   const longest = (labels) => Math.max(1, ...labels.map((l) => String(l).length));
   const left = 16 + longest(rowLabels) * 7.5;
-  const top = 74 + longest(colLabels) * 7;
+  const top = SVG_HEAD_HEIGHT + longest(colLabels) * 7;
   const rows = values.length;
   const cols = rows ? values[0].length : 0;
   // wide enough for the longest line of text too, so that no subtitle is clipped
-  const textWidth = 32 + Math.max(title.length * 9, subtitle.length * 6.6, context.line.length * 6.6);
-  const width = Math.ceil(Math.max(left + cols * cell + 24, textWidth));
+  const width = Math.ceil(Math.max(left + cols * cell + 24, svgTextWidth(title, subtitle)));
   const height = Math.ceil(top + rows * cell + 64);
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${font}>`,
-    `<title>${escapeXml(title)}</title>`,
-    `<metadata>${escapeXml(JSON.stringify({ ...context.metadata, figure: title }))}</metadata>`,
+    ...svgHead({ width, height, title, subtitle }),
     "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#eceef3\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#a3a9b8\" stroke-width=\"2\"/></pattern></defs>",
-    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="16" y="24" font-size="16" font-weight="600" fill="#1b1f2a">${escapeXml(title)}</text>`,
-    `<text x="16" y="42" font-size="12" fill="#5b6275">${escapeXml(subtitle)}</text>`,
-    `<text x="16" y="60" font-size="12" fill="#5b6275">${escapeXml(context.line)}</text>`,
   ];
   colLabels.forEach((label, j) => {
     const x = left + j * cell + cell / 2 + 4;
@@ -160,7 +176,6 @@ export function svgToPng(svg, ratio = 2) {
 /** A standalone SVG of a connections view: query tokens left, keys right, one line per weight. */
 export function connectionsSvg({ matrix, tokens, keyTokens, colour, title }) {
   const row = 24;
-  const font = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
   const longest = (labels) => Math.max(1, ...labels.map((l) => String(l).length)) * 7.5;
   const left = 16 + longest(tokens);
   const gap = 240;
@@ -170,7 +185,7 @@ export function connectionsSvg({ matrix, tokens, keyTokens, colour, title }) {
   const height = top + Math.max(tokens.length, keyTokens.length) * row + 16;
   const max = Math.max(1e-9, ...matrix.flat().filter((w) => w !== null));
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${font}>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${SVG_FONT}>`,
     `<title>${escapeXml(title)}</title>`,
     `<metadata>${escapeXml(JSON.stringify({ ...context.metadata, figure: title }))}</metadata>`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,

@@ -7,6 +7,8 @@ import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ExactWindow } from "./exact-window.js";
 import { ConfigForm } from "./form.js";
 import { ComparePanel } from "./panel-compare.js";
+import { maskIfDecoder } from "./decoder-view.js";
+import { GeneratePanel } from "./panel-generate.js";
 import { ConnectionsPanel } from "./panel-connections.js";
 import { renderHeadsPanel } from "./panel-heads.js";
 import { ModelPanel } from "./panel-model.js";
@@ -37,8 +39,9 @@ const layerSteps = new LayerSteps(() => form.apiKey());
 const exactWindow = new ExactWindow(() => form.apiKey());
 const headsPanel = $("panel-heads");
 const connections = new ConnectionsPanel($("panel-connections"), { onHead: chooseHead });
-const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead });
-const compare = new ComparePanel($("panel-compare"));
+const steps = new StepsPanel($("panel-steps"), layerSteps, { onHead: chooseHead, strip: $("pipeline"), onStep: () => tabs.select(tabs.byId("tab-steps")) });
+const compare = new ComparePanel($("panel-compare"), { form, body: () => state.body });
+const generate = new GeneratePanel($("panel-generate"), { apiKey: () => form.apiKey(), onHidden: (tab) => tabs.isSelected(tab) && tabs.select(tabs.byId("tab-heads")) });
 const model = new ModelPanel($("panel-model"), { onOpen: openHead });
 const tabs = new Tabs(document.querySelector("[role=tablist]"), {
   onSelect: (tab) => {
@@ -60,6 +63,7 @@ const computation = new Computation({
   parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary"), truncation: $("truncation") },
   onResult: () => {
     layerSteps.reset(state.body);
+    maskIfDecoder(state.data, form.modelEntry(state.body.model));
     if (pendingView) restoreView(pendingView);
     render();
     if (pendingView) restoreViewAfter(pendingView);
@@ -76,7 +80,7 @@ function renderLayerViews() {
   connections.show(view, state.head, { body: state.body, apiKey: () => form.apiKey() });
   const config = state.data.config ?? {};
   const layered = view.pretrained ? { position: view.position, layer: view.layer, total: layerCount(state) } : {};
-  steps.show({ pretrained: view.pretrained, result, config, heads: stepHeadCount(result, view), ...layered }, state.head);
+  steps.show({ pretrained: view.pretrained, result, config, request: state.body, heads: stepHeadCount(result, view), ...layered }, state.head);
 }
 
 /** Max or mean: the block statistic an overview draws (a long input: long-inputs.js). */
@@ -175,6 +179,7 @@ function render() {
   // a pretrained result opens on its model view; the random model has none
   if (pretrained && !state.shownPretrained) tabs.select(tabs.byId("tab-model"));
   if (!pretrained && tabs.isSelected(tabs.byId("tab-model"))) tabs.select(tabs.byId("tab-heads"));
+  generate.show(state.body, form.modelEntry(state.body.model));
   state.shownPretrained = pretrained;
   $("download-json").disabled = false;
 }
@@ -221,7 +226,7 @@ function collapseFormOnce() {
 /** What the tour does on the page. */
 const tourPage = {
   async ensureSeed() {
-    const onSeed = $("text").value.trim() === SEED_SENTENCE && form.chosenModel().kind !== "pretrained";
+    const onSeed = $("text").value.trim() === SEED_SENTENCE && form.chosenModel().kind === "seeded";
     if (onSeed && state.data) return;
     $("text").value = SEED_SENTENCE;
     $("model").value = "random";

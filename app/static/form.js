@@ -11,8 +11,53 @@ const RANDOM_HINT = "Weights drawn from the seed, shaped by the head configurati
 const PRETRAINED_HINT =
   "A trained BERT sentence encoder running on this service’s own attention module: real attention, layer by layer.";
 
-const modelLabel = (model) =>
-  `${model.name} (${model.kind === "pretrained" ? "pretrained" : "seeded, one layer"})`;
+const DECODER_HINT =
+  "A decoder language model from a folder of the service: causal attention, layer by layer, and text generated token by token (the Generate tab).";
+
+/** What the selector says of a model of GET /models: its family, or why it cannot be used. */
+export function modelLabel(model) {
+  if (model.status === "unavailable") return `${model.name} (unavailable: ${model.reason ?? "no reason given"})`;
+  if (model.kind === "decoder") return `${model.name} (${model.architecture ?? "decoder"} decoder, ${model.layers} layers)`;
+  return `${model.name} (${model.kind === "pretrained" ? "pretrained" : "seeded, one layer"})`;
+}
+
+/** Every model but the seeded one (the encoder, decoders, any later kind) runs its own folder
+ * and takes the pretrained request: `model`, `text`, every layer. */
+const runsAFolder = (model) => model.kind !== "seeded";
+
+/** The note on a pretrained model's or a decoder's fixed configuration. */
+function fixedConfiguration(model) {
+  const known = (value) => value ?? "?";
+  const kv = model.kv_heads && model.kv_heads !== model.heads ? ` on ${model.kv_heads} K/V heads` : "";
+  const sizes = `${known(model.layers)} layers × ${known(model.heads)} heads${kv}, d_model ${known(model.d_model)} (${known(model.head_dim)} per head)`;
+  const rest =
+    model.kind === "decoder"
+      ? `${known(model.architecture)}, causal, at most ${known(model.max_positions)} positions`
+      : `learned positions, at most ${known(model.max_tokens)} tokens`;
+  return `${model.name} has a fixed configuration: ${sizes}, ${rest}. The head configuration fields apply to the random model only, so they are hidden.`;
+}
+
+/** The sentence field's hint for a model with its own tokenizer (null: the random model's). */
+function textHint(model) {
+  if (model.kind === "decoder") return "Split into tokens by the model’s own tokenizer. Press Enter to compute; the Generate tab continues the text.";
+  if (!runsAFolder(model)) return null;
+  return `Split into WordPieces by the model’s tokenizer, with [CLS] first and [SEP] last (at most ${model.max_tokens ?? "?"}). Press Enter to compute.`;
+}
+
+/**
+ * The POST /attention body the page sends for `model` (an entry of GET /models) on `text`;
+ * `config`: the random model's head configuration (unused for the others).
+ */
+export function requestBody(model, text, config) {
+  if (runsAFolder(model)) {
+    // the encoder's analysis (words, rollout, [CLS]/[SEP] shares) is refused for decoders
+    const output = { attention: "per_head", precision: 4, metrics: true };
+    if (model.kind !== "decoder") output.analysis = true;
+    return { model: model.name, text, layers: "all", output };
+  }
+  const output = { attention: "per_head", steps: "all", precision: 4, metrics: true };
+  return { text, config, output };
+}
 
 export class ConfigForm {
   /** `form`: the form element; every control is looked up inside it. */
@@ -36,16 +81,25 @@ export class ConfigForm {
     return this.models?.get(name) ?? { name, kind: name === RANDOM ? "seeded" : "pretrained" };
   }
 
+  /** The GET /models entry of the model named `name`, or undefined. */
+  modelEntry(name) {
+    return this.models?.get(name ?? RANDOM);
+  }
+
   /** The request body and the errors the page can tell without asking the service. */
   read() {
     const errors = [];
     const text = this.part("text").value.trim();
     if (!text) errors.push({ field: "text", message: "Type a sentence first." });
     const model = this.chosenModel();
-    if (model.kind === "pretrained") {
-      const output = { attention: "per_head", precision: 4, metrics: true, analysis: true };
-      return { body: { model: model.name, text, layers: "all", output }, errors };
-    }
+    if (runsAFolder(model)) return { body: requestBody(model, text, null), errors };
+    const { config, errors: configErrors } = this.readConfig();
+    return { body: requestBody(model, text, config), errors: [...errors, ...configErrors] };
+  }
+
+  /** The random model's head configuration from the form, and what is wrong with it. */
+  readConfig() {
+    const errors = [];
     const config = {};
     for (const [field, required] of Object.entries(INTEGER_FIELDS)) {
       const input = this.part(field);
@@ -60,8 +114,7 @@ export class ConfigForm {
     }
     config.positional_encoding = this.part("positional_encoding").value;
     config.causal = this.part("causal").checked;
-    const output = { attention: "per_head", steps: "all", precision: 4, metrics: true };
-    return { body: { text, config, output }, errors };
+    return { config, errors };
   }
 
   clearErrors() {
@@ -103,7 +156,7 @@ export class ConfigForm {
   /** One line on the chosen model and configuration, for the collapsed form's summary. */
   describe() {
     const model = this.chosenModel();
-    if (model.kind === "pretrained") return `· ${model.name}`;
+    if (runsAFolder(model)) return `· ${model.name}`;
     const value = (id) => this.part(id).value.trim();
     const parts = [model.name, `d_model ${value("d_model")}`, `${value("num_heads")} heads`, value("positional_encoding"), `seed ${value("seed")}`];
     if (this.part("causal").checked) parts.push("causal");
@@ -123,6 +176,12 @@ export class ConfigForm {
     const options = models.map((m) => {
       const option = new Option(modelLabel(m), m.name);
       option.dataset.kind = m.kind;
+      if (m.architecture) option.dataset.architecture = m.architecture;
+      if (m.status === "unavailable") {
+        option.disabled = true;
+        option.dataset.unavailable = "true";
+        option.title = m.reason ?? "";
+      }
       return option;
     });
     if (this.unavailable && !models.some((m) => m.kind === "pretrained")) {
@@ -141,22 +200,19 @@ export class ConfigForm {
   /** Show the head configuration for the random model, a note on the fixed one otherwise. */
   applyModelChoice() {
     const model = this.chosenModel();
-    const pretrained = model.kind === "pretrained";
+    const pretrained = runsAFolder(model);
     const fieldset = this.part("heads-config");
     fieldset.hidden = pretrained;
     fieldset.disabled = pretrained;
     const note = this.part("model-note");
     note.hidden = !pretrained;
-    const known = (value) => value ?? "?";
-    note.textContent = pretrained
-      ? `${model.name} has a fixed configuration: ${known(model.layers)} layers × ${known(model.heads)} heads, d_model ${known(model.d_model)} (${known(model.head_dim)} per head), learned positions, at most ${known(model.max_tokens)} tokens. The head configuration fields apply to the random model only, so they are hidden.`
-      : "";
-    let hint = pretrained ? PRETRAINED_HINT : RANDOM_HINT;
+    note.textContent = pretrained ? fixedConfiguration(model) : "";
+    let hint = model.kind === "decoder" ? DECODER_HINT : pretrained ? PRETRAINED_HINT : RANDOM_HINT;
     if (this.unavailable) hint += ` The pretrained model is unavailable: ${this.unavailable}`;
+    const broken = [...(this.models?.values() ?? [])].filter((m) => m.status === "unavailable");
+    if (broken.length) hint += ` Unavailable: ${broken.map((m) => `${m.name} — ${m.reason ?? "no reason given"}`).join("; ")}.`;
     this.part("model-hint").textContent = hint;
-    this.part("text-hint").textContent = pretrained
-      ? `Split into WordPieces by the model’s tokenizer, with [CLS] first and [SEP] last (at most ${known(model.max_tokens)}). Press Enter to compute.`
-      : this.textHint;
+    this.part("text-hint").textContent = textHint(model) ?? this.textHint;
   }
 
   /** Call `compute` on submit and on Enter in any field; keep the API key for this tab. */

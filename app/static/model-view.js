@@ -64,8 +64,12 @@ function thumbnail(entry, k, matrix, h, scale) {
   );
 }
 
+/** Past this many layers or heads the grid's thumbnails shrink (model-view.css), 32 × 32 fits. */
+const COMPACT_FROM = 13;
+
 export function renderModelGrid(table, { layers, scale, onOpen, readout }) {
   const heads = layers[0]?.attention.length ?? 0;
+  table.dataset.density = Math.max(heads, layers.length) >= COMPACT_FROM ? "compact" : "normal";
   const corner = el("td", {
     class: "corner",
     "aria-hidden": "true",
@@ -146,6 +150,8 @@ const COLUMNS = [
   ["Head", ""],
   ["Entropy", "nats"],
   ["Distance", null],
+];
+const SHARE_COLUMNS = [
   ["[CLS]", "share"],
   ["[SEP]", "share"],
 ];
@@ -155,7 +161,8 @@ const COLUMNS = [
  * maxEntropy and maxDistance set the bars' full length.
  */
 export function renderLayerMetrics(table, { layer, metrics, shares, head, maxEntropy, maxDistance, unit }) {
-  const headers = COLUMNS.map(([text, title]) =>
+  const withShares = shares.cls !== undefined || shares.sep !== undefined; // a decoder has none
+  const headers = [...COLUMNS, ...(withShares ? SHARE_COLUMNS : [])].map(([text, title]) =>
     el("th", { scope: "col" }, text, title !== "" && el("small", { text: ` ${title ?? unit}` })),
   );
   const rows = (metrics.entropy ?? []).map((_, h) => {
@@ -169,8 +176,8 @@ export function renderLayerMetrics(table, { layer, metrics, shares, head, maxEnt
       el("th", { scope: "row", text: `Head ${h}` }),
       barCell(formatNumber(e, 2), e / (maxEntropy || 1), e),
       barCell(formatNumber(d, 2), d / (maxDistance || 1), d),
-      barCell(percent(c), c, c),
-      barCell(percent(s), s, s),
+      withShares && barCell(percent(c), c, c),
+      withShares && barCell(percent(s), s, s),
     );
   });
   table.replaceChildren(

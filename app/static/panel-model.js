@@ -3,6 +3,8 @@
 
 import { formatNumber, makeScale, renderLegend } from "./colors.js";
 import { note, part } from "./dom.js";
+import { downloadButtons } from "./download.js";
+import { gridSvg } from "./figure-svg.js";
 import { headCard } from "./head-card.js";
 import { markSelection, matrixFigure, renderLayerMetrics, renderModelGrid } from "./model-view.js";
 import { weightScale } from "./view-model.js";
@@ -10,8 +12,12 @@ import { weightScale } from "./view-model.js";
 const ROLLOUT_EXPLAIN =
   "How much each token’s final vector (row) draws on each input token (column): every layer’s heads averaged, the residual connection added as ½(A + I), the layers multiplied (Abnar &amp; Zuidema, 2020). Always in WordPieces.";
 
+/** A decoder's answer has no analysis (rollout, words, special-token shares): the encoder's only. */
+const ENCODER_ONLY = "Computed for the BERT encoder only: a decoder’s answer has no rollout and no [CLS] or [SEP].";
+
 function rolloutFigure(result, total) {
   const rollout = result.analysis?.rollout;
+  if (!result.analysis) return note(`Attention rollout: ${ENCODER_ONLY}`);
   if (!Array.isArray(rollout) || !rollout.length) return note("The response holds no attention rollout.");
   const tokens = result.tokens;
   const scale = weightScale(rollout);
@@ -56,6 +62,19 @@ function shareFigure(result, token, values) {
   return figure;
 }
 
+/** The SVG / PNG buttons of the whole grid: every layer and head shown, on their one scale. */
+function gridExports(layers, scale, unit) {
+  const first = layers[0]?.layer ?? 0;
+  const last = layers[layers.length - 1]?.layer ?? 0;
+  const heads = layers[0]?.attention.length ?? 0;
+  const name = `layers ${first}-${last} x heads 0-${heads - 1}`;
+  const title = `Layers ${first}–${last} × heads 0–${heads - 1}`;
+  const tokens = layers[0]?.tokens ?? [];
+  const subtitle = `${tokens.length} ${unit}: ${tokens.join(" ")}`;
+  const entries = layers.map((v) => ({ layer: v.layer, attention: v.attention }));
+  return downloadButtons(name, () => gridSvg({ layers: entries, scale, title, subtitle }));
+}
+
 export class ModelPanel {
   /**
    * `container`: the panel, holding the legend, grid-sub, grid, grid-readout, metrics-title,
@@ -78,12 +97,13 @@ export class ModelPanel {
     const all = layers.map((v) => v.attention);
     const scale = weightScale(all);
     this.part("legend").replaceChildren(renderLegend(scale, "Attention weight (one scale for every thumbnail)"));
-    const unit = layers[0]?.words ? "words" : "WordPieces";
+    const unit = layers[0]?.words ? "words" : result.analysis ? "WordPieces" : "tokens";
     const n = layers[0]?.tokens.length ?? 0;
     this.part("grid-sub").textContent = `${layers.length} layers × ${all[0]?.length ?? 0} heads, each ${n} × ${n} ${unit}. The ringed one is open below.`;
     const table = this.part("grid");
     const fresh = table.cloneNode(false); // drops the old listeners with the old cells
     table.replaceWith(fresh);
+    this.part("grid-exports").replaceChildren(gridExports(layers, scale, unit));
     renderModelGrid(fresh, {
       layers: layers.map((v) => ({ layer: v.layer, attention: v.attention, metrics: v.metrics, shares: v.shares })),
       scale,
@@ -95,7 +115,7 @@ export class ModelPanel {
     this.part("shares").replaceChildren(
       ...(shares.length
         ? shares.map(([token, values]) => shareFigure(result, token, values))
-        : [note("The response holds no special-token shares.")]),
+        : [note(result.analysis ? "The response holds no special-token shares." : `Special-token shares: ${ENCODER_ONLY}`)]),
     );
   }
 

@@ -10,13 +10,19 @@ export class StepsPanel {
   /**
    * `container`: the panel, holding the head, layer-note and steps parts. `loader`: the steps of a
    * pretrained model's layers (cached(position), isLoading(position), load(position, layer)).
+   * `strip`: the pipeline strip's element (at the top of the results); onStep(): one of its boxes
+   * was chosen, before the panel scrolls to that step (the caller shows the panel).
    */
-  constructor(container, loader, { onHead = () => {} } = {}) {
+  constructor(container, loader, { onHead = () => {}, strip, onStep = () => {} } = {}) {
     this.container = container;
     this.select = part(container, "head");
     this.shareScores = part(container, "share-scores");
-    this.strip = new PipelineStrip(part(container, "pipeline"), {
-      onOpen: (name) => this.steps.querySelector(`[data-step="${name}"]`)?.scrollIntoView({ block: "start" }),
+    this.strip = new PipelineStrip(strip ?? part(container, "pipeline"), {
+      apiKey: () => loader.apiKey(),
+      onOpen: (name) => {
+        onStep();
+        this.steps.querySelector(`[data-step="${name}"]`)?.scrollIntoView({ block: "start" });
+      },
     });
     this.layerNote = part(container, "layer-note");
     this.steps = part(container, "steps");
@@ -37,7 +43,7 @@ export class StepsPanel {
   }
 
   /**
-   * view: {pretrained, result, config, heads (query heads to offer), and for a pretrained model
+   * view: {pretrained, result, config, request (the page's), heads (query heads to offer), and for a pretrained model
    * position (in result.layers), layer (0-based in the model), total (the model's layers)}.
    */
   show(view, head = 0) {
@@ -49,6 +55,7 @@ export class StepsPanel {
 
   /** The panel came into view: fetch the steps that waited for it, or failed. */
   revealed() {
+    this.strip.unfold();
     if (["idle", "error"].includes(this.steps.dataset.state)) this.draw();
   }
 
@@ -71,7 +78,7 @@ export class StepsPanel {
     }
     const { position, layer } = view;
     this.layerNote.hidden = false;
-    this.layerNote.textContent = `Layer ${layer} (of 0–${view.total - 1}): its attention block, from the layer’s input to the output projection. Always in WordPieces. Pick another layer above.`;
+    this.layerNote.textContent = `Layer ${layer} (of 0–${view.total - 1}): its attention block, from the layer’s input to the output projection. Always in ${view.result.analysis ? "WordPieces" : "the model’s tokens"}. Pick another layer above.`;
     const steps = this.loader.cached(position);
     this.drawStrip(steps, head);
     if (!steps) {
@@ -96,7 +103,8 @@ export class StepsPanel {
     const heads = config.num_heads ?? this.view.heads;
     const kvCount = steps?.k?.length ?? config.num_kv_heads ?? heads;
     const kvHead = Math.floor((head * kvCount) / heads);
-    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead });
+    const { request, layer } = this.view;
+    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead, config, request, layer });
   }
 
   async fetch({ position, layer }) {

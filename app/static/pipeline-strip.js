@@ -1,11 +1,15 @@
-// The pipeline strip above the tabs: the lecture's flow (embedded position layer → Q, K, V →
-// Q×Kᵀ → ÷√d_k → mask → softmax → ×V → concat → linear) as buttons, each with the real shape
-// of its step and what it means (from GET /steps); a click opens that step in the Steps tab. Below
-// it, one query token followed through the head chosen everywhere, with its actual numbers.
+// The pipeline strip at the top of the results: the lecture's flow (embedded position layer → Q,
+// K, V → Q×Kᵀ → ÷√d_k → mask → softmax → ×V → concat → linear) as buttons, each with the real
+// shape of its step and what it means (from GET /steps); a click opens that step in the Steps tab.
+// Under it, the linear layers' weights (the random model's) and one query token followed through
+// the head chosen everywhere, with its actual numbers. The strip downloads as SVG or PNG.
 
 import { formatNumber } from "./colors.js";
 import { el, part } from "./dom.js";
+import { downloadButtons } from "./download.js";
+import { stripSvg } from "./figure-svg.js";
 import { shapeLabel, shapeOf } from "./view-model.js";
+import { WeightsView } from "./weights-view.js";
 
 /** The boxes of the strip, in order: a label and the step (or steps) each stands for. */
 const BOXES = [
@@ -27,8 +31,11 @@ const row = (values) => values.map((v) => formatNumber(v, 3));
 const vector = (values) => `[${row(values.slice(0, SHOWN_DIMS)).join(", ")}${values.length > SHOWN_DIMS ? ", …" : ""}] (${values.length} numbers)`;
 
 export class PipelineStrip {
-  /** `container`: holds the boxes, query and trace parts. onOpen(step): a box was clicked. */
-  constructor(container, { onOpen }) {
+  /**
+   * `container`: holds the boxes, query, trace, exports and weights parts. onOpen(step): a box
+   * was clicked; apiKey(): the key for the weights' request.
+   */
+  constructor(container, { onOpen, apiKey }) {
     this.container = container;
     this.boxes = part(container, "boxes");
     this.query = part(container, "query");
@@ -36,7 +43,16 @@ export class PipelineStrip {
     this.onOpen = onOpen;
     this.registry = new Map(); // GET /steps: name -> {shape, meaning}
     this.data = null;
+    this.weights = new WeightsView(part(container, "weight-buttons"), part(container, "weights"), apiKey);
+    this.exports = part(container, "exports");
+    this.request = undefined; // the request whose weights are offered: a new result, new weights
     this.query.addEventListener("change", () => this.drawTrace());
+  }
+
+  /** Open the fold the strip sits in (the Steps tab was chosen), so that it is in sight. */
+  unfold() {
+    const fold = this.container.closest("details");
+    if (fold) fold.open = true;
   }
 
   /** The step registry from GET /steps (the strip's meanings and shape names). */
@@ -46,23 +62,45 @@ export class PipelineStrip {
   }
 
   /**
-   * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead}; steps may be
-   * missing (a pretrained model's come with the Steps tab): the strip then shows shape names only.
+   * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead, config (the
+   * answer's), request (the page's, whose weights are offered), layer (a pretrained model's, or
+   * undefined)}; steps may be missing (a pretrained model's come with the Steps tab): the strip
+   * then shows shape names only.
    */
   draw(data) {
     this.data = data;
     this.boxes.replaceChildren(...BOXES.map((box, k) => this.box(box, k)));
+    this.exports.replaceChildren(downloadButtons(this.figureName(), () => this.svg()));
+    if (data.request !== this.request) this.weights.show(data.request ?? null, data.config ?? {});
+    this.request = data.request;
     const previous = this.query.value;
     this.query.replaceChildren(...data.tokens.map((t, i) => new Option(`${i} ${t}`, String(i))));
     this.query.value = data.tokens[Number(previous)] !== undefined ? previous : "0";
     this.drawTrace();
   }
 
+  /** The shape of step `name`: the real one, or the registry's names until the steps arrive. */
+  shapeOf(name) {
+    const step = this.data.steps?.[name];
+    return step === undefined || step === null ? this.registry.get(name)?.shape ?? "" : shapeLabel(shapeOf(step));
+  }
+
+  /** The export's name: the pipeline of the layer (pretrained) and head shown. */
+  figureName() {
+    const { layer, head } = this.data;
+    return `pipeline ${layer === undefined ? "" : `layer ${layer} `}head ${head}`;
+  }
+
+  svg() {
+    const boxes = BOXES.map((box) => ({ label: box.label, shape: this.shapeOf(box.steps[0]) }));
+    const title = `The pipeline, with the real shapes: ${this.figureName().replace("pipeline ", "")}`;
+    return stripSvg({ boxes, title, subtitle: `${this.data.tokens.length} tokens: ${this.data.tokens.join(" ")}` });
+  }
+
   box(box, k) {
     const name = box.steps[0];
-    const step = this.data.steps?.[name];
     const info = this.registry.get(name);
-    const shape = step === undefined || step === null ? info?.shape ?? "" : shapeLabel(shapeOf(step));
+    const shape = this.shapeOf(name);
     return el(
       "li",
       {},
@@ -128,6 +166,8 @@ export class PipelineStrip {
       ["output[i]", "after W_O", vector(steps.output[i])],
     ];
     const list = (items) => el("dl", { class: "trace-list" }, items.map(([term, what, value]) => [el("dt", {}, el("strong", { text: term }), ` ${what}`), el("dd", { text: value })]));
-    this.trace.replaceChildren(list(lines), el("div", { class: "matrix-scroll" }, table), list(after));
+    // a scroll box reachable from the keyboard (axe: scrollable-region-focusable)
+    const scroll = el("div", { class: "matrix-scroll", tabindex: "0", role: "region", "aria-label": `Query ${i} through head ${head}, one number per key (scrolls)` }, table);
+    this.trace.replaceChildren(list(lines), scroll, list(after));
   }
 }

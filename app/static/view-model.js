@@ -219,7 +219,7 @@ export function summaryFacts(data) {
   if (isPretrained(result)) {
     const words = result.analysis?.words;
     return [
-      `${result.tokens.length} WordPiece tokens${Array.isArray(words) ? ` (${Math.max(0, words.length - 2)} words)` : ""}`,
+      `${result.tokens.length} ${result.analysis ? "WordPiece " : ""}tokens${Array.isArray(words) ? ` (${Math.max(0, words.length - 2)} words)` : ""}`,
       `${c.model ?? "pretrained"}: ${result.layers.length} layers × ${c.num_heads ?? "?"} heads of ${c.head_dim ?? "?"} dims`,
       `d_model ${c.d_model ?? "?"}`,
       scale,

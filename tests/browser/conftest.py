@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.browser.explorer_page import CHROMIUM, CHROMIUM_ARGS
-from tests.support.server import REPO_ROOT
+from tests.support.server import REPO_ROOT, RunningServer, running_server
 
 RESULTS_DIR = REPO_ROOT / "test-results"
 DESKTOP = {"width": 1280, "height": 900}
@@ -88,3 +89,42 @@ def page(context: BrowserContext, artifacts: Path, page_errors: PageErrors) -> I
     yield page
     page.screenshot(path=str(artifacts / "final.png"))
     assert not page_errors, f"uncaught errors in the page: {page_errors}"
+
+
+WIDE_DECODER = {"layers": 32, "heads": 32}
+"""The size of the widest decoder the page is tested on: the layer × head grid of a large model."""
+
+
+def write_wide_decoder(folder: Path) -> Path:
+    """A tiny Llama of 32 layers × 32 heads (width 64, head_dim 2): 0.7 M random parameters."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from tests.support.tiny_decoder import VOCAB_SIZE, write_tokenizer
+
+    config = LlamaConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=24,
+        num_hidden_layers=WIDE_DECODER["layers"], num_attention_heads=WIDE_DECODER["heads"],
+        num_key_value_heads=8, max_position_embeddings=64, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(str(folder))
+    write_tokenizer(folder / "tokenizer.json", bos=True)
+    return folder
+
+
+@pytest.fixture(scope="package")
+def decoder_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A real server with ATTENTION_MODELS_DIR holding tiny random decoders: tiny-llama (4 heads
+    on 2 K/V heads), tiny-mistral (a sliding window of 3), wide-llama (32 × 32) and broken (an
+    unsupported model_type, listed as unavailable)."""
+    from tests.support.tiny_decoder import write_tiny_decoder
+
+    models = tmp_path_factory.mktemp("models")
+    write_tiny_decoder(models / "tiny-llama", "llama-gqa-wide-heads-biases")
+    write_tiny_decoder(models / "tiny-mistral", "mistral-window")
+    write_wide_decoder(models / "wide-llama")
+    (models / "broken").mkdir()
+    (models / "broken" / "config.json").write_text('{"model_type": "falcon"}')
+    env = {"ATTENTION_MODELS_DIR": str(models)}
+    with running_server(env, log_dir=tmp_path_factory.mktemp("decoder-server")) as server:
+        yield server

@@ -141,7 +141,7 @@ def layer_steps_body(name: str, layer: int, text: str = DEFAULT_TEXT) -> dict[st
 def choose_model(page: Page, name: str) -> str:
     """Wait for GET /models to fill the selector, pick `name` and wait for the computation that a
     new model starts; returns its state (ready or error)."""
-    page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    page.wait_for_function("() => document.getElementById('model').dataset.loaded === 'true'")
     open_settings(page)
     if page.input_value("#model") == name:
         return page.get_attribute("#main", "data-state") or ""

@@ -49,7 +49,7 @@ def test_every_view_of_the_page_works_without_a_policy_violation(
     response = page.goto(f"{live_server.base_url}/")
     assert response is not None
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    page.wait_for_function("Number(document.getElementById('main').dataset.generation) > 0")
+    page.wait_for_function("() => Number(document.getElementById('main').dataset.generation) > 0")
     expect(page.locator("#main")).to_have_attribute("data-state", "ready")
     expect(page.locator(HEAD_CARDS)).to_have_count(4)
 

@@ -75,7 +75,7 @@ def test_switching_the_model_computes_with_it_and_leaves_no_stale_status(
     page.route("**/models", fake_models)
     assert open_explorer(page, live_server.base_url) == "ready"
     expect(page.locator("#status")).to_contain_text("Done: 4 heads")
-    page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    page.wait_for_function("() => document.getElementById('model').dataset.loaded === 'true'")
     open_settings(page)
     before = generation(page)
     page.select_option("#model", "not-served")

@@ -394,7 +394,7 @@ def test_an_unavailable_pretrained_model_is_listed_disabled_with_the_reason(
 
     page.route("**/models", without_model)
     assert open_explorer(page, live_server.base_url) == "ready"
-    page.wait_for_function("document.getElementById('model').dataset.loaded === 'true'")
+    page.wait_for_function("() => document.getElementById('model').dataset.loaded === 'true'")
     option = page.locator("#model option[data-unavailable=true]")
     expect(option).to_have_count(1)
     expect(option).to_be_disabled()

@@ -12,16 +12,22 @@ from typing import Any
 from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
-from app.pipelines.answer import encode_answer
+from app.pipelines.answer import Array, encode_answer, numpy
 from app.pipelines.cost import allocator_slack_bytes, check_estimate
-from app.pipelines.frames import Emit, emit_one_layer
+from app.pipelines.frames import Emit, Frame, emit_one_layer
 from app.pipelines.random.batching import random_join
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
 from app.pipelines.random.inputs import explicit_layer, library_config, run_model
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
 from app.pipelines.shaping import batch_shapers, checked_shapings
-from attention import AttentionConfig, AttentionOutput, InputError, resolve_dtype
+from attention import (
+    AttentionConfig,
+    AttentionOutput,
+    InputError,
+    MultiHeadAttention,
+    resolve_dtype,
+)
 from attention.shaping import WeightsShaper
 
 ADVICE = (
@@ -44,29 +50,39 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     check_estimate(estimate, settings, ADVICE)
     shapings = checked_shapings(request.output, config.num_heads, labels.query_lengths)
 
-    def compute() -> tuple[list[dict[str, Any]], float]:
+    def compute() -> tuple[list[dict[str, Any]], float, dict[str, Array] | None]:
         model = service.cache.get(config, dtype)
         computing = time.perf_counter()
         shapers, sink = batch_shapers(shapings, request.output, config, labels.query_lengths,
                                       labels.key_lengths)  # fmt: skip
-        result = run_model(request, labels, model, explicit_layer(request, model), sink)
-        return cut_results(result, labels, config, request.output, shapers), computing
+        layer = explicit_layer(request, model)
+        result = run_model(request, labels, model, layer, sink)
+        results = cut_results(result, labels, config, request.output, shapers)
+        return results, computing, parameters_of(layer or model.attention)
 
     def work() -> Body:
-        results, computing = compute()
-        return encode_answer(request, results, resolved_config(request, config), context, computing)
+        results, computing, weights = compute()
+        resolved = resolved_config(request, config)
+        return encode_answer(request, results, resolved, context, computing, weights)
 
     def finish(
         result: AttentionOutput, computing: float, shapers: list[WeightsShaper] | None = None
     ) -> Body:
         """Its answer from its own rows of a joined pass (app/pipelines/random/batching.py)."""
         results = cut_results(result, labels, config, request.output, shapers)
-        return encode_answer(request, results, resolved_config(request, config), context, computing)
+        # a joined request has no weights of its own (batching.has_own_inputs): the seeded ones
+        weights = parameters_of(service.cache.get(config, dtype).attention)
+        resolved = resolved_config(request, config)
+        return encode_answer(request, results, resolved, context, computing, weights)
+
+    def parameters_of(layer: MultiHeadAttention) -> dict[str, Array] | None:
+        return layer_parameters(layer) if request.output.parameters else None
 
     def frames(emit: Emit) -> None:
-        results, computing = compute()
+        results, computing, weights = compute()
         resolved = resolved_config(request, config)
-        emit_one_layer(emit, request, results, resolved, context, computing)
+        emit_one_layer(with_parameters(emit, weights), request, results, resolved, context,
+                       computing)  # fmt: skip
 
     # the whole estimated peak, not only the answer: a long sequence with a small answer is
     # still a long computation, which must not hold the event loop
@@ -74,6 +90,23 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     join = random_join(request, labels, config, dtype, service.device, shapings,
                        lambda: service.cache.get(config, dtype), finish)  # fmt: skip
     return Prepared(work, estimate, inline, frames, join)
+
+
+def with_parameters(emit: Emit, weights: dict[str, Array] | None) -> Emit:
+    """A stream's end frame carries the layer's weights beside `meta`, where the answer has them."""
+    if weights is None:
+        return emit
+
+    def emit_with_weights(frame: Frame) -> None:
+        emit({**frame, "parameters": weights} if frame["frame"] == "end" else frame)
+
+    return emit_with_weights
+
+
+def layer_parameters(layer: MultiHeadAttention) -> dict[str, Array]:
+    """The layer's own state dict, the request's `parameters` layout (counted in the estimate:
+    layer_parameter_count)."""
+    return {name: numpy(tensor) for name, tensor in layer.state_dict().items()}
 
 
 def resolved_config(request: AttentionRequest, config: AttentionConfig) -> dict[str, Any]:

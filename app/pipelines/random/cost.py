@@ -93,6 +93,8 @@ def random_estimate(
     returned = returned_elements(dims, steps, output.attention, shaping)
     if blocked:  # the shaped weights grow beside the pass
         computed += returned
+    if output.parameters:  # the layer's weights, copied out beside the answer
+        returned += layer_parameter_count(config)
     dtype = request.config.dtype
     item = ITEM_BYTES[dtype]
     built = 0

@@ -54,7 +54,7 @@ function metricList({ view, entropy, distance, cls, sep }) {
   );
 }
 
-/** "256 queries × 256 keys (WordPieces)", and for an overview, its blocks. */
+/** "256 queries × 256 keys (subword tokens)", and for an overview, its blocks. */
 function sizeLine(view, unit) {
   const { tokens, keyTokens, overview } = view;
   const sizes = (queries, keys) => `${queries} queries × ${keys} keys${unit ? ` (${unit})` : ""}`;
@@ -73,7 +73,7 @@ function sizeLine(view, unit) {
 export function headCard({ kind, head, title, matrix, view, scale, entropy, distance, topKeys, cls, sep, note, idPrefix = "", map }) {
   const { tokens, keyTokens } = view;
   const titleId = `${idPrefix}heatmap-${head}-title`;
-  const unit = view.words ? "words" : view.pretrained ? "WordPieces" : "";
+  const unit = view.words ? "words" : view.pretrained ? "subword tokens" : "";
   const readout = el("p", {
     class: "readout",
     "aria-live": "polite",

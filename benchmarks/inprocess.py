@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.http.answers import SequenceResult
 from app.http.encoding import JSON, MSGPACK, encode, negotiate
-from app.http.schemas import SequenceResult
 from app.pipelines import Context, Prepared, pipeline_for
 from app.pipelines.random.inputs import library_config, run_model
 from app.pipelines.random.labels import request_labels

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from app.http.answers import AttentionResponse, MessageErrorBody, ValidationErrorBody
 from app.http.encoding import (
     FRAME_ENCODINGS,
     JSON,
@@ -21,12 +22,7 @@ from app.http.encoding import (
     negotiate,
 )
 from app.http.errors import InvalidRequest, NotAcceptable, UnsupportedMedia
-from app.http.schemas import (
-    AttentionRequest,
-    AttentionResponse,
-    MessageErrorBody,
-    ValidationErrorBody,
-)
+from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared, pipeline_for
 from app.pipelines.cost import check_text, parsed_body_bytes
 from app.pipelines.frames import Frame

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app import __version__
+from app.http.answers import MessageErrorBody
 from app.http.errors import json_response
-from app.http.schemas import MessageErrorBody
 from app.service import Service, get_service
 
 router = APIRouter(tags=["operations"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.http.schemas import StepInfo
+from app.http.answers import StepInfo
 from attention import REGISTRY
 
 router = APIRouter(tags=["attention"])

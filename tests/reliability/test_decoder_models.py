@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.http.schemas import AttentionResponse
+from app.http.answers import AttentionResponse
 from tests.integration.conftest import client_for
 from tests.support.server import RunningServer, launch
 from tests.support.tiny_bert import write_tiny_encoder

@@ -26,7 +26,7 @@ from app.http.compression import Compression
 from app.http.errors import install_error_handlers
 from app.http.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
 from app.http.schemas import AttentionRequest
-from app.routes import attention, health, models, steps
+from app.routes import attention, docs, health, models, steps
 from app.routes import metrics as metrics_route
 from app.service import Service, torch_threads
 from app.serving import metrics
@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from the service itself (app/routes/docs.py), not a CDN
+        redoc_url=None,
     )
     app.state.service = Service.from_settings(settings)
     app.state.service.admission.on_finished = metrics.observe_timing
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(steps.router)
     app.include_router(metrics_route.router)
     mount_explorer(app)
+    docs.mount_docs(app)
     # middleware, innermost first: compression (answers and static files, as negotiated), body
     # limit, body deadline, API keys, CORS (answers preflights), metrics, response headers (on
     # every answer, refusals included)

@@ -1,7 +1,7 @@
 """Optional API keys: with ATTENTION_API_KEYS set, `Authorization: Bearer <key>` or 401.
 
 Open without a key: the probes (/healthz, /readyz), the explorer page (/ and /static/*) and the
-API's description (/openapi.json, /docs, /redoc), which hold no data and compute nothing; the
+API's description (/openapi.json, /docs and its assets), which hold no data and compute nothing; the
 explorer asks its user for the key and sends it. Everything else (/attention, /info, /metrics)
 needs a key. A pure ASGI middleware, so that a refused request is answered before its body is
 read; keys are compared as SHA-256 digests with `hmac.compare_digest`, against every key, so that
@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.http.errors import Unauthorized, json_response
 
 PUBLIC_PATHS = frozenset(
-    {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 )
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", "/docs/assets/")
 SCHEME = "bearerAuth"
 MISSING = "a valid API key is required: Authorization: Bearer <key>"
 INVALID = "the API key is not valid"

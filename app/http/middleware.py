@@ -175,11 +175,15 @@ PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# JSON answers: nothing to load or run; /docs and /redoc load Swagger UI and ReDoc from a CDN
-# with inline scripts, so they only refuse to be framed.
+# JSON answers: nothing to load or run.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-DOCS_POLICY = "frame-ancestors 'none'"
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# /docs: Swagger UI from this origin (app/routes/docs.py), started by FastAPI's inline script,
+# its styles partly inline; it fetches /openapi.json and, on "Try it out", the API itself.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
 COMMON_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -189,7 +193,7 @@ COMMON_HEADERS = (
 def policy_for(path: str) -> str:
     if path == "/" or path.startswith("/static/"):
         return PAGE_POLICY
-    if path in DOCS_PATHS:
+    if path in DOCS_PATHS or path.startswith("/docs/assets/"):
         return DOCS_POLICY
     return API_POLICY
 

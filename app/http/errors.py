@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.http.schemas import AttentionRequest
 from attention import AttentionError
 
 logger = logging.getLogger("app")
@@ -108,10 +109,8 @@ def library_error_location(field: str | None) -> list[str | int]:
     return ["body", *parts]
 
 
-_REQUEST_FIELDS = {
-    "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
-    "key_padding_mask", "attn_mask", "parameters", "config", "output", "model", "layers",
-}  # fmt: skip
+# the request's own fields (truncate, generate, ...) stay top-level; any other name is config's
+_REQUEST_FIELDS = frozenset(AttentionRequest.model_fields)
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

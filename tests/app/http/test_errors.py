@@ -23,6 +23,9 @@ from app.http.errors import library_error_location
         ("attn_mask", ["body", "attn_mask"]),
         ("parameters.bias_k", ["body", "parameters", "bias_k"]),
         ("parameters.out_proj.weight", ["body", "parameters", "out_proj.weight"]),
+        ("truncate", ["body", "truncate"]),
+        ("generate", ["body", "generate"]),
+        ("generate.max_new_tokens", ["body", "generate", "max_new_tokens"]),
     ],
 )
 def test_library_fields_become_request_locations(field: str | None, loc: list[str | int]) -> None:

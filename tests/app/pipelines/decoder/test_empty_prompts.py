@@ -1,0 +1,47 @@
+"""A prompt of no tokens on a decoder whose tokenizer adds none (GPT-2): a 422 naming the row,
+the random model's words, not the library's complaint about input_ids or an empty result."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.app.test_routes_attention import serving
+from tests.support.tiny_decoder import write_tiny_decoder
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.anyio
+
+MODEL = "tiny-gpt2"
+GENERATE = {"max_new_tokens": 2}
+
+
+@pytest.fixture(scope="module")
+async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
+    root = tmp_path_factory.mktemp("models")
+    write_tiny_decoder(root / MODEL, "gpt2-tied")
+    async with serving(models_dir=str(root)) as (_, client):
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc", "message"),
+    [
+        ({"text": "   "}, ["body", "text", 0], "text[0] has no tokens"),
+        ({"text": "   ", "generate": GENERATE}, ["body", "text", 0], "text[0] has no tokens"),
+        ({"sequences": [[" "]]}, ["body", "sequences", 0], "sequences[0] has no tokens"),
+        ({"text": ["the cat", "  "]}, ["body", "text", 1], "text[1] has no tokens"),
+    ],
+)
+async def test_a_prompt_of_no_tokens_is_a_422_naming_its_row(
+    client: httpx.AsyncClient, fields: dict[str, Any], loc: list[str | int], message: str
+) -> None:
+    response = await client.post("/attention", json={"model": MODEL, **fields})
+
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == loc
+    assert detail["msg"] == message

@@ -9,7 +9,7 @@ from app.http.schemas import AttentionRequest
 from app.pipelines.encoder.checks import check_rows_have_tokens
 from app.pipelines.random.cost import Shape
 from app.pipelines.random.tokenize import tokenize
-from attention import AttentionConfig, InputError, ShapeError
+from attention import AttentionConfig, ShapeError
 
 Label = str | int
 EXTRA_KEY_LABELS = ("<bias_k>", "<zero_attn>")

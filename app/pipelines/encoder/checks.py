@@ -76,9 +76,9 @@ def tokenize_request(
     cut = request.truncate
     if request.sequences is not None:
         words = [[str(token) for token in sequence] for sequence in request.sequences]
-        return tokenizer.encode_words(words, truncate=cut)
-    text = request.text
-    return tokenizer.encode([text] if isinstance(text, str) else list(text or []), truncate=cut)
+        return tokenizer.encode_words(words, truncate=cut, may_truncate=may_truncate)
+    texts = [request.text] if isinstance(request.text, str) else list(request.text or [])
+    return tokenizer.encode(texts, truncate=cut, may_truncate=may_truncate)
 
 
 async def tokenized(

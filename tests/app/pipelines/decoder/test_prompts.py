@@ -1,5 +1,5 @@
-"""A prompt of no tokens on a decoder whose tokenizer adds none (GPT-2): a 422 naming the row,
-the random model's words, not the library's complaint about input_ids or an empty result."""
+"""Prompts a decoder refuses, through POST /attention in-process on a tiny GPT-2 (its tokenizer
+adds no special tokens): each a 422 naming the row in words that fit the family."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 pytestmark = pytest.mark.anyio
 
 MODEL = "tiny-gpt2"
+POSITIONS = 64  # tests/support/tiny_decoder.py: n_positions
 GENERATE = {"max_new_tokens": 2}
 
 
@@ -45,3 +46,16 @@ async def test_a_prompt_of_no_tokens_is_a_422_naming_its_row(
     [detail] = response.json()["detail"]
     assert detail["loc"] == loc
     assert detail["msg"] == message
+
+
+async def test_a_prompt_too_long_is_refused_with_its_length_and_no_truncation_advice(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/attention", json={"model": MODEL, "text": "the " * 100})
+
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["body", "text", 0]
+    assert (
+        detail["msg"] == f"text[0] has 100 tokens; this model takes at most {POSITIONS}: shorten it"
+    )

@@ -7,7 +7,7 @@
     ├── Overloaded       429     no free slot and the wait queue full; carries Retry-After
     ├── Unauthorized     401     a missing or wrong API key
     ├── NotAcceptable    406     a stream (Accept) of a model that does not stream
-    ├── NotReady         503     draining, or out of memory
+    ├── NotReady         503     the memory budget held, or out of memory
     └── DeadlineExceeded 504     the computation ran past its deadline
 
 Library errors (attention.AttentionError) and pydantic's become 422 with FastAPI's body shape:

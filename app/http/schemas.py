@@ -122,6 +122,8 @@ MAX_TOP_K = 1_024
 MAX_POOL = 1_024
 HeadIndex = Annotated[StrictInt, Field(ge=0, le=MAX_HEADS - 1)]
 QueryIndex = Annotated[StrictInt, Field(ge=0, le=MAX_POSITIONS - 1)]
+# at least one position, as output.heads takes at least one head: [] would answer empty rows
+QueryList = Annotated[list[QueryIndex], Field(min_length=1)]
 
 
 class QueryRange(Strict):
@@ -137,7 +139,7 @@ class QueryRange(Strict):
         return self
 
 
-_QUERY_LIST: TypeAdapter[list[QueryIndex]] = TypeAdapter(list[QueryIndex])
+_QUERY_LIST: TypeAdapter[list[int]] = TypeAdapter(QueryList)
 
 
 class OutputOptions(Strict):
@@ -169,7 +171,7 @@ class OutputOptions(Strict):
         None, min_length=1, max_length=MAX_HEADS, description="The heads whose attention "
         "(dense, top_k or pool) to return, in this order; null = all",
     )  # fmt: skip
-    queries: QueryRange | list[QueryIndex] | None = Field(
+    queries: QueryRange | QueryList | None = Field(
         None, description="The query positions whose attention rows to return: a range "
         "{start, stop} or a list of positions; null = all",
     )  # fmt: skip

@@ -97,7 +97,7 @@ def expected_fields(dense: Array, options: dict[str, Any]) -> dict[str, Any]:
             "mean": np.stack(
                 [np.stack([cell.mean(axis=(1, 2)) for cell in line], -1) for line in grid], -2
             ),
-            # a range's blocks in token positions; a list's as indices into it (docs/architecture.md)
+            # a range: token positions; a list: indices into it (docs/architecture.md)
             "query_bounds": row_bounds
             if isinstance(queries, list)
             else [*(rows[r] for r in row_bounds[:-1]), rows[-1] + 1],

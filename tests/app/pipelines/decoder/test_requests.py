@@ -1,5 +1,6 @@
-"""Prompts a decoder refuses, through POST /attention in-process on a tiny GPT-2 (its tokenizer
-adds no special tokens): each a 422 naming the row in words that fit the family."""
+"""Requests on a decoder through POST /attention in-process, on a tiny GPT-2 (its tokenizer adds
+no special tokens): the prompts it refuses, each a 422 naming the row in words that fit the
+family, and the options its generation follows."""
 
 from __future__ import annotations
 
@@ -59,3 +60,13 @@ async def test_a_prompt_too_long_is_refused_with_its_length_and_no_truncation_ad
     assert (
         detail["msg"] == f"text[0] has 100 tokens; this model takes at most {POSITIONS}: shorten it"
     )
+
+
+async def test_precision_rounds_the_logprobs_of_a_generation_too(client: httpx.AsyncClient) -> None:
+    body = {"model": MODEL, "text": "the cat", "generate": GENERATE, "output": {"precision": 2}}
+    response = await client.post("/attention", json=body)
+
+    assert response.status_code == 200, response.text
+    logprobs = response.json()["results"][0]["generation"]["logprobs"]
+    assert len(logprobs) == GENERATE["max_new_tokens"]
+    assert all(number == round(number, 2) for number in logprobs)

@@ -128,8 +128,22 @@ def pydantic_error_items(error: ValidationError | RequestValidationError) -> lis
         loc = list(item.get("loc", ()))
         if not loc or loc[0] != "body":
             loc = ["body", *loc]
-        items.append({"loc": loc, "msg": item["msg"], "type": item["type"]})
+        message = item["msg"]
+        if loc == ["body"] and item["type"] == "model_type":  # null, a list, a number, a string
+            message = f"the body must be a JSON object, not {_json_kind(item.get('input'))}"
+        items.append({"loc": loc, "msg": message, "type": item["type"]})
     return items
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON names a value's type: null, an array, a number, a string, true or false."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def install_error_handlers(app: FastAPI) -> None:

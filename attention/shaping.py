@@ -28,10 +28,13 @@ QUERY_BLOCK_ELEMENTS = 1 << 24
 @dataclass(frozen=True)
 class Shaping:
     """What to keep of one sequence's weights. `heads` and `queries` are indices (None: all);
-    `average` averages the kept heads into one; `top_k` and `pool` replace the dense matrix."""
+    `average` averages the kept heads into one; `top_k` and `pool` replace the dense matrix.
+    `listed_queries`: `queries` is a list, not a range, so pooled query blocks are bounded by
+    indices into it (a block of [1, 3] covers rows 1 and 3, never the position 2 between)."""
 
     heads: tuple[int, ...] | None = None
     queries: tuple[int, ...] | None = None
+    listed_queries: bool = False
     average: bool = False
     top_k: int | None = None
     pool: int | None = None
@@ -169,7 +172,8 @@ class WeightsShaper:
             sums = pooled.mean
             sizes = _sizes(self.query_bounds)[:, None] * _sizes(self.key_bounds)[None, :]
             pooled = pooled._replace(mean=sums / sizes.to(sums))
-            pooled = pooled._replace(query_bounds=self._positions_of(pooled.query_bounds))
+            if not self.shaping.listed_queries:
+                pooled = pooled._replace(query_bounds=self._positions_of(pooled.query_bounds))
         return Shaped(dense, top, pooled)
 
     def _in_order(self, parts: Sequence[Tensor]) -> Tensor:
@@ -182,7 +186,7 @@ class WeightsShaper:
         return rows[:, order.argsort().to(rows.device)]
 
     def _positions_of(self, ranks: list[int]) -> list[int]:
-        """Block bounds over kept rows, as token positions (the rows are a range when pooled)."""
+        """Block bounds over kept rows, as token positions (the rows are a range here)."""
         positions = self.positions.tolist()
         return [positions[rank] if rank < len(positions) else positions[-1] + 1 for rank in ranks]
 

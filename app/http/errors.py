@@ -7,7 +7,7 @@
     ├── Overloaded       429     no free slot and the wait queue full; carries Retry-After
     ├── Unauthorized     401     a missing or wrong API key
     ├── NotAcceptable    406     a stream (Accept) of a model that does not stream
-    ├── NotReady         503     draining, or out of memory
+    ├── NotReady         503     the memory budget held, or out of memory
     └── DeadlineExceeded 504     the computation ran past its deadline
 
 Library errors (attention.AttentionError) and pydantic's become 422 with FastAPI's body shape:
@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.http.schemas import AttentionRequest
 from attention import AttentionError
 
 logger = logging.getLogger("app")
@@ -108,10 +109,8 @@ def library_error_location(field: str | None) -> list[str | int]:
     return ["body", *parts]
 
 
-_REQUEST_FIELDS = {
-    "sequences", "text", "embeddings", "key_sequences", "key_embeddings", "value_embeddings",
-    "key_padding_mask", "attn_mask", "parameters", "config", "output", "model", "layers",
-}  # fmt: skip
+# the request's own fields (truncate, generate, ...) stay top-level; any other name is config's
+_REQUEST_FIELDS = frozenset(AttentionRequest.model_fields)
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -129,8 +128,22 @@ def pydantic_error_items(error: ValidationError | RequestValidationError) -> lis
         loc = list(item.get("loc", ()))
         if not loc or loc[0] != "body":
             loc = ["body", *loc]
-        items.append({"loc": loc, "msg": item["msg"], "type": item["type"]})
+        message = item["msg"]
+        if loc == ["body"] and item["type"] == "model_type":  # null, a list, a number, a string
+            message = f"the body must be a JSON object, not {_json_kind(item.get('input'))}"
+        items.append({"loc": loc, "msg": message, "type": item["type"]})
     return items
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON names a value's type: null, an array, a number, a string, true or false."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def install_error_handlers(app: FastAPI) -> None:

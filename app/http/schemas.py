@@ -85,14 +85,18 @@ class HeadConfig(Strict):
     vdim: int | None = Field(
         None, ge=1, le=MAX_WIDTH, description="Width of value_embeddings; null = d_model"
     )
-    bias: bool = Field(True, description="Biases in the input and output projections")
-    add_bias_kv: bool = Field(False, description="Append a learned key and value (bias_k, bias_v)")
-    add_zero_attn: bool = Field(False, description="Append an all-zero key and value")
+    bias: StrictBool = Field(True, description="Biases in the input and output projections")
+    add_bias_kv: StrictBool = Field(
+        False, description="Append a learned key and value (bias_k, bias_v)"
+    )
+    add_zero_attn: StrictBool = Field(False, description="Append an all-zero key and value")
     positional_encoding: Literal["none", "sinusoidal", "learned", "rope", "alibi"] = Field(
         "sinusoidal", description="Added to the embeddings (sinusoidal, learned), rotating q and "
         "k (rope) or biasing the scores (alibi)",
     )  # fmt: skip
-    causal: bool = Field(False, description="Query i attends to keys 0..i only (top-left aligned)")
+    causal: StrictBool = Field(
+        False, description="Query i attends to keys 0..i only (top-left aligned)"
+    )
     window: int | None = Field(
         None, ge=1, le=MAX_POSITIONS, description="Keys at distance < window from the query; "
         "null = all",
@@ -122,6 +126,8 @@ MAX_TOP_K = 1_024
 MAX_POOL = 1_024
 HeadIndex = Annotated[StrictInt, Field(ge=0, le=MAX_HEADS - 1)]
 QueryIndex = Annotated[StrictInt, Field(ge=0, le=MAX_POSITIONS - 1)]
+# at least one position, as output.heads takes at least one head: [] would answer empty rows
+QueryList = Annotated[list[QueryIndex], Field(min_length=1)]
 
 
 class QueryRange(Strict):
@@ -137,7 +143,7 @@ class QueryRange(Strict):
         return self
 
 
-_QUERY_LIST: TypeAdapter[list[QueryIndex]] = TypeAdapter(list[QueryIndex])
+_QUERY_LIST: TypeAdapter[list[int]] = TypeAdapter(QueryList)
 
 
 class OutputOptions(Strict):
@@ -150,17 +156,17 @@ class OutputOptions(Strict):
     precision: int | None = Field(
         None, ge=0, le=10, description="Round every number to this many decimals; null = full"
     )
-    metrics: bool = Field(
+    metrics: StrictBool = Field(
         False, description="Per head: entropy, mean attention distance, most-attended key"
     )
-    embedding: bool = Field(
+    embedding: StrictBool = Field(
         False, description="Pretrained models: the sentence embedding (mean pooling, L2-normalised)"
     )
-    analysis: bool = Field(
+    analysis: StrictBool = Field(
         False, description="Pretrained models: attention rollout, shares on [CLS]/[SEP], and "
         "word-level attention (to a word: summed over its pieces; from a word: averaged)",
     )  # fmt: skip
-    parameters: bool = Field(
+    parameters: StrictBool = Field(
         False, description="The random model: the layer's weights in the answer's `parameters`, "
         "as the torch.nn.MultiheadAttention state dict that the request's `parameters` takes "
         "(W_Q, W_K, W_V in in_proj_weight or q/k/v_proj_weight, W_O in out_proj.weight)",
@@ -169,7 +175,7 @@ class OutputOptions(Strict):
         None, min_length=1, max_length=MAX_HEADS, description="The heads whose attention "
         "(dense, top_k or pool) to return, in this order; null = all",
     )  # fmt: skip
-    queries: QueryRange | list[QueryIndex] | None = Field(
+    queries: QueryRange | QueryList | None = Field(
         None, description="The query positions whose attention rows to return: a range "
         "{start, stop} or a list of positions; null = all",
     )  # fmt: skip
@@ -310,7 +316,7 @@ class AttentionRequest(Strict):
         None, description="Decoder models: generate after the text (one text), with each new "
         "token's attention over the context and its log-probability",
     )  # fmt: skip
-    truncate: bool = Field(
+    truncate: StrictBool = Field(
         False, description="Encoder models: cut a text longer than the model's max_seq_length "
         "to it (results[i].truncated says how much) instead of a 422",
     )  # fmt: skip

@@ -40,6 +40,7 @@ def sequence_shaping(options: OutputOptions, length: int) -> Shaping | None:
     return Shaping(
         heads=None if options.heads is None else tuple(options.heads),
         queries=positions,
+        listed_queries=isinstance(queries, list),
         average=options.attention == "average",
         top_k=options.top_k,
         pool=options.pool,

@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from prometheus_client import (
@@ -35,7 +36,9 @@ from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.auth import route_path
-from app.serving.runtime import Timing
+
+if TYPE_CHECKING:  # the runtime counts its own refusals here (count_rejection): no import back
+    from app.serving.runtime import Timing
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -70,7 +73,7 @@ IN_FLIGHT = Gauge(
 REJECTIONS = Counter(
     "attention_rejections",
     "Requests refused, by reason: too_large (413), overloaded (429), timeout (504), "
-    "unauthorized (401), invalid (400, 415, 422)",
+    "unauthorized (401), invalid (400, 415, 422), memory_budget and out_of_memory (503)",
     ["reason"],
 )
 QUEUE_WAIT = Histogram(
@@ -89,6 +92,12 @@ def observe_timing(timing: Timing) -> None:
     """Admission's hook: called in the computing thread once it has finished."""
     QUEUE_WAIT.observe(timing.queued_s)
     COMPUTE.observe(timing.compute_s)
+
+
+def count_rejection(reason: str) -> None:
+    """A refusal its status does not name: a 503 is a busy memory budget, an allocation that
+    failed, or readiness while draining (a probe's answer, not a request turned away)."""
+    REJECTIONS.labels(reason).inc()
 
 
 def observe_response(method: str, route: str, status: int, seconds: float) -> None:

@@ -28,6 +28,7 @@ from typing import TypeVar
 import torch
 
 from app.http.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
+from app.serving.metrics import count_rejection
 from attention import AttentionConfig, AttentionModel, Interrupted, stop_when
 from attention.cost import parameter_count
 from attention.embedding import TokenVectorCache
@@ -90,6 +91,9 @@ def is_allocation_failure(error: BaseException) -> bool:
 
 
 def out_of_memory(retry_after_s: int) -> NotReady:
+    """The 503 of a failed allocation, counted as one request refused (each member of a batch
+    gets its own)."""
+    count_rejection("out_of_memory")
     return NotReady(
         "out of memory: an allocation failed during the computation; the worker is healthy, "
         "retry later or ask for less",
@@ -113,6 +117,7 @@ class MemoryBudget:
             )
         with self._lock:
             if self.reserved + size > self.limit:
+                count_rejection("memory_budget")
                 raise NotReady(
                     f"busy: computations in flight hold {self.reserved:,} of the "
                     f"memory_budget_bytes={self.limit:,} and this one needs {size:,}; retry later",

@@ -148,14 +148,23 @@ class WordPieceTokenizer:
     def token_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)
 
-    def encode(self, texts: Sequence[str], *, truncate: bool = False) -> TokenizedBatch:
-        """Tokenize raw texts; offsets are character spans of each text."""
+    def encode(
+        self, texts: Sequence[str], *, truncate: bool = False, may_truncate: bool = True
+    ) -> TokenizedBatch:
+        """Tokenize raw texts; offsets are character spans of each text. `may_truncate`: whether
+        the caller can cut (the refusal of a long text offers truncation only then)."""
         _check_inputs(texts, "text")
         encodings = self._tokenizer.encode_batch(list(texts))
-        return self._batch(encodings, tuple(texts), truncate=truncate, field="text")
+        return self._batch(
+            encodings, tuple(texts), truncate=truncate, may_truncate=may_truncate, field="text"
+        )
 
     def encode_words(
-        self, sequences: Sequence[Sequence[str]], *, truncate: bool = False
+        self,
+        sequences: Sequence[Sequence[str]],
+        *,
+        truncate: bool = False,
+        may_truncate: bool = True,
     ) -> TokenizedBatch:
         """Tokenize sequences already split into words; word id i is ``sequences[b][i]``.
 
@@ -165,7 +174,9 @@ class WordPieceTokenizer:
         words = [list(sequence) for sequence in sequences]
         encodings = self._tokenizer.encode_batch(words, is_pretokenized=True)
         inputs = tuple(tuple(sequence) for sequence in words)
-        return self._batch(encodings, inputs, truncate=truncate, field="sequences")
+        return self._batch(
+            encodings, inputs, truncate=truncate, may_truncate=may_truncate, field="sequences"
+        )
 
     def _batch(
         self,
@@ -173,10 +184,11 @@ class WordPieceTokenizer:
         inputs: tuple[str | tuple[str, ...], ...],
         *,
         truncate: bool,
+        may_truncate: bool,
         field: str,
     ) -> TokenizedBatch:
         if not truncate:
-            self._refuse_overflow(encodings, field)
+            self._refuse_overflow(encodings, field, may_truncate=may_truncate)
         ids = [encoding.ids for encoding in encodings]
         types = [encoding.type_ids for encoding in encodings]
         return TokenizedBatch(
@@ -191,14 +203,29 @@ class WordPieceTokenizer:
             original_lengths=tuple(map(_original_length, encodings)) if truncate else (),
         )
 
-    def _refuse_overflow(self, encodings: list[Encoding], field: str) -> None:
+    def _refuse_overflow(
+        self, encodings: list[Encoding], field: str, *, may_truncate: bool
+    ) -> None:
         for index, encoding in enumerate(encodings):
             if encoding.overflowing:
+                advice = "shorten it or ask for truncation" if may_truncate else "shorten it"
                 raise InputError(
-                    f"{field}[{index}] has more than {self.max_length} tokens ([CLS] and [SEP] "
-                    "included), the most this model takes; shorten it or ask for truncation",
+                    f"{field}[{index}] has {_original_length(encoding)} tokens"
+                    f"{_special_tokens_note(encoding)}; this model takes at most "
+                    f"{self.max_length}: {advice}",
                     field=f"{field}.{index}",
                 )
+
+
+def _special_tokens_note(encoding: Encoding) -> str:
+    """' ([CLS] and [SEP] included)': the special tokens the folder's tokenizer added, as it
+    names them ('' for a tokenizer that adds none, as GPT-2's)."""
+    added = [
+        token
+        for token, special in zip(encoding.tokens, encoding.special_tokens_mask, strict=True)
+        if special
+    ]
+    return f" ({' and '.join(dict.fromkeys(added))} included)" if added else ""
 
 
 def _original_length(encoding: Encoding) -> int:

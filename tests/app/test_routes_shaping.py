@@ -97,7 +97,10 @@ def expected_fields(dense: Array, options: dict[str, Any]) -> dict[str, Any]:
             "mean": np.stack(
                 [np.stack([cell.mean(axis=(1, 2)) for cell in line], -1) for line in grid], -2
             ),
-            "query_bounds": [*(rows[r] for r in row_bounds[:-1]), rows[-1] + 1],
+            # a range: token positions; a list: indices into it (docs/architecture.md)
+            "query_bounds": row_bounds
+            if isinstance(queries, list)
+            else [*(rows[r] for r in row_bounds[:-1]), rows[-1] + 1],
             "key_bounds": key_bounds,
         }
     if options.get("attention") == "average":
@@ -182,6 +185,7 @@ BAD_OPTIONS = [
     ({"top_k": 1025}, "output.top_k", "less than or equal to 1024"),
     ({"pool": 2000}, "output.pool", "less than or equal to 1024"),
     ({"heads": []}, "output.heads", "at least 1 item"),
+    ({"queries": []}, "output.queries", "at least 1 item"),
     ({"dtype": "float64"}, "output.dtype", "'float32' or 'float16'"),
     ({"attention": "none", "top_k": 2}, "output", "need attention 'per_head' or 'average'"),
 ]

@@ -60,6 +60,7 @@ SHAPINGS = [
     Shaping(heads=(2, 0)),
     Shaping(queries=(0, 4, 10)),
     Shaping(queries=(0, 5, 2)),  # its ends two apart over two steps, yet not a range
+    Shaping(queries=(1, 3, 9, 10), listed_queries=True, pool=2),
     Shaping(heads=(1,), queries=tuple(range(3, 9)), average=True),
     Shaping(top_k=4),
     Shaping(top_k=20),  # more than the keys: every key
@@ -96,7 +97,9 @@ def test_shaped_weights_equal_the_reference(shaping: Shaping) -> None:
         assert torch.equal(shaped.pooled.max, maxima)
         assert_close(shaped.pooled.mean, means, F64)
         positions = list(shaping.queries or range(full.shape[1]))
-        assert shaped.pooled.query_bounds == [*(positions[r] for r in rows[:-1]), positions[-1] + 1]
+        in_positions = [*(positions[r] for r in rows[:-1]), positions[-1] + 1]
+        expected_bounds = rows if shaping.listed_queries else in_positions
+        assert shaped.pooled.query_bounds == expected_bounds
         assert shaped.pooled.key_bounds == columns
 
 
@@ -168,3 +171,13 @@ def test_the_blocked_pass_hands_out_the_weights_and_computes_the_same_output(
     assert dense.fully_masked is not None
     assert blocked.fully_masked is not None
     assert torch.equal(blocked.fully_masked, dense.fully_masked)
+
+
+def test_pooled_blocks_of_listed_queries_cover_only_the_rows_asked_for() -> None:
+    weights = torch.rand(2, 6, 6, dtype=F64).softmax(dim=-1)
+
+    pooled = shape_weights(weights, Shaping(queries=(1, 3), listed_queries=True, pool=2)).pooled
+
+    assert pooled is not None
+    assert pooled.query_bounds == [0, 1, 2]  # indices into queries: block 0 is row 1, block 1 row 3
+    assert torch.equal(pooled.max[:, 0], weights[:, 1].reshape(2, 2, 3).amax(dim=-1))

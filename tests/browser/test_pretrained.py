@@ -378,7 +378,7 @@ def test_a_sentence_too_long_for_the_model_gets_its_message_beside_the_text(
     assert submit(page, " ".join(["word"] * (model["max_tokens"] + 1))) == "error"
     error = page.locator("#text-error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text(f"more than {model['max_tokens']} tokens")
+    expect(error).to_contain_text(f"this model takes at most {model['max_tokens']}")
     expect(page.locator("#text")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#stale-note")).to_be_visible()  # the random result stays
 

@@ -38,7 +38,7 @@ def check_decoder_request(request: AttentionRequest) -> None:
 def check_decoder_limits(
     request: AttentionRequest, batch: TokenizedBatch, decoder: Decoder, settings: Settings
 ) -> None:
-    check_batch_sizes(batch, settings)
+    check_batch_sizes(request, batch, settings)
     if request.generate is None:
         return
     prompt = batch.lengths[0]  # generate continues one text

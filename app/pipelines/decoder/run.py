@@ -125,10 +125,15 @@ def _generation_answer(
         "token_ids": generation.token_ids,
         "tokens": [tokenizer.id_token(token) for token in generation.token_ids],
         "text": tokenizer.decode(generation.token_ids),
-        "logprobs": generation.logprobs,
+        "logprobs": _rounded(generation.logprobs, request.output.precision),
         **_generated_attention(request.output, generation, layers),
         "stop_reason": generation.stop_reason,
     }
+
+
+def _rounded(numbers: list[float], precision: int | None) -> list[float]:
+    """output.precision for a list of Python floats: the encoder rounds arrays only."""
+    return numbers if precision is None else [round(number, precision) for number in numbers]
 
 
 def _generated_attention(

@@ -76,9 +76,9 @@ def tokenize_request(
     cut = request.truncate
     if request.sequences is not None:
         words = [[str(token) for token in sequence] for sequence in request.sequences]
-        return tokenizer.encode_words(words, truncate=cut)
-    text = request.text
-    return tokenizer.encode([text] if isinstance(text, str) else list(text or []), truncate=cut)
+        return tokenizer.encode_words(words, truncate=cut, may_truncate=may_truncate)
+    texts = [request.text] if isinstance(request.text, str) else list(request.text or [])
+    return tokenizer.encode(texts, truncate=cut, may_truncate=may_truncate)
 
 
 async def tokenized(
@@ -106,8 +106,19 @@ def truncation_note(batch: TokenizedBatch, row: int) -> dict[str, int] | None:
     return {"tokens": tokens, "kept": kept} if tokens > kept else None
 
 
-def check_batch_sizes(batch: TokenizedBatch, settings: Settings) -> None:
+def check_rows_have_tokens(source: str, lengths: list[int]) -> None:
+    """422 for no sequence at all or a sequence of no tokens (an empty or whitespace-only text
+    on a tokenizer that adds no special tokens), naming the request's field and row."""
+    if not lengths:
+        raise InputError(f"{source} is empty: send at least one sequence", field=source)
+    for row, length in enumerate(lengths):
+        if length == 0:
+            raise InputError(f"{source}[{row}] has no tokens", field=f"{source}.{row}")
+
+
+def check_batch_sizes(request: AttentionRequest, batch: TokenizedBatch, settings: Settings) -> None:
     lengths = batch.lengths
+    check_rows_have_tokens("sequences" if request.sequences is not None else "text", lengths)
     at_most("batch size", len(lengths), settings.max_batch, "max_batch")
     at_most("tokens per sequence", max(lengths), settings.max_tokens, "max_tokens")
 
@@ -115,7 +126,7 @@ def check_batch_sizes(batch: TokenizedBatch, settings: Settings) -> None:
 def check_pretrained_limits(
     request: AttentionRequest, batch: TokenizedBatch, estimate: Estimate, settings: Settings
 ) -> None:
-    check_batch_sizes(batch, settings)
+    check_batch_sizes(request, batch, settings)
     check_estimate(
         estimate,
         settings,

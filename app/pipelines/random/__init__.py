@@ -17,7 +17,12 @@ from app.pipelines.cost import allocator_slack_bytes, check_estimate
 from app.pipelines.frames import Emit, Frame, emit_one_layer
 from app.pipelines.random.batching import random_join
 from app.pipelines.random.cost import check_limits, check_module, random_estimate
-from app.pipelines.random.inputs import explicit_layer, library_config, run_model
+from app.pipelines.random.inputs import (
+    check_config_fits,
+    explicit_layer,
+    library_config,
+    run_model,
+)
 from app.pipelines.random.labels import request_labels, request_shape
 from app.pipelines.random.results import cut_results
 from app.pipelines.shaping import batch_shapers, checked_shapings
@@ -40,6 +45,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     refuse_encoder_options(request)
     service, settings = context.service, context.service.settings
     config = library_config(request)
+    check_config_fits(request)
     labels = request_labels(request)
     shape = request_shape(request, labels, config)
     check_limits(request, shape, settings)

@@ -24,6 +24,7 @@ from attention import (
     MultiHeadAttention,
     ShapeError,
     load_pytorch_state_dict,
+    resolve_dtype,
 )
 from attention.multi_head import WeightsSink
 
@@ -31,6 +32,15 @@ from attention.multi_head import WeightsSink
 def library_config(request: AttentionRequest) -> AttentionConfig:
     fields = request.config.model_dump(exclude={"dtype"})
     return AttentionConfig(**fields)
+
+
+def check_config_fits(request: AttentionRequest) -> None:
+    """config.scale multiplies every score in the computation's dtype: past its range it would
+    be inf, and every output null, so it is refused as a number of the inputs is. (rope_base
+    only divides: a huge base makes the rotations vanish, not overflow.)"""
+    scale = request.config.scale
+    if scale is not None:
+        _require_fits(np.asarray(scale), "config.scale", resolve_dtype(request.config.dtype))
 
 
 # -- tensors --------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.http.schemas import AttentionRequest
+from app.pipelines.encoder.checks import check_rows_have_tokens
 from app.pipelines.random.cost import Shape
 from app.pipelines.random.tokenize import tokenize
-from attention import AttentionConfig, InputError, ShapeError
+from attention import AttentionConfig, ShapeError
 
 Label = str | int
 EXTRA_KEY_LABELS = ("<bias_k>", "<zero_attn>")
@@ -66,11 +67,7 @@ def _check_labels(
 ) -> None:
     sources = ("text", "sequences", "embeddings")
     source = next(name for name in sources if getattr(request, name) is not None)
-    if not queries:
-        raise InputError(f"{source} is empty: send at least one sequence", field=source)
-    for row, tokens in enumerate(queries):
-        if not tokens:
-            raise InputError(f"{source}[{row}] has no tokens", field=f"{source}.{row}")
+    check_rows_have_tokens(source, [len(tokens) for tokens in queries])
     key_source = "key_sequences" if request.key_sequences is not None else "key_embeddings"
     if keys is not queries:
         if len(keys) != len(queries):
@@ -79,6 +76,4 @@ def _check_labels(
                 "sequences; give one key sequence per query sequence",
                 field=key_source,
             )
-        for row, tokens in enumerate(keys):
-            if not tokens:
-                raise InputError(f"{key_source}[{row}] has no tokens", field=f"{key_source}.{row}")
+        check_rows_have_tokens(key_source, [len(tokens) for tokens in keys])

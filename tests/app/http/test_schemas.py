@@ -66,3 +66,21 @@ def test_numbers_must_be_finite() -> None:
     found = errors({"embeddings": [[[float("nan")]]]})
 
     assert found[0]["type"] == "finite_number"
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"truncate": "yes"}, ("truncate",)),
+        ({"config": {"causal": "yes"}}, ("config", "causal")),
+        ({"config": {"bias": 1}}, ("config", "bias")),
+        ({"output": {"metrics": "true"}}, ("output", "metrics")),
+    ],
+)
+def test_a_boolean_must_be_true_or_false_not_a_word_or_a_number(
+    body: dict[str, Any], loc: tuple[str, ...]
+) -> None:
+    (error,) = errors({"text": "a", **body})
+
+    assert error["loc"] == loc
+    assert error["type"] == "bool_type"

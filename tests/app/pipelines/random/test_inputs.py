@@ -5,10 +5,11 @@ from typing import Any
 import pytest
 import torch
 
+from app.http.errors import library_error_location
 from app.http.schemas import AttentionRequest
-from app.pipelines.random.inputs import needs_weights, padded_vectors
+from app.pipelines.random.inputs import check_config_fits, needs_weights, padded_vectors
 from app.pipelines.random.labels import request_labels
-from attention import ShapeError
+from attention import InputError, ShapeError
 
 
 def request(**fields: Any) -> AttentionRequest:
@@ -57,3 +58,16 @@ def test_weights_are_computed_when_returned_or_needed_to_flag_masked_queries(
     fields: dict[str, Any], needed: bool
 ) -> None:
     assert needs_weights(request(**fields)) is needed
+
+
+def test_a_scale_past_float32_is_refused_as_an_embedding_past_it_is() -> None:
+    with pytest.raises(InputError, match=r"config.scale is 1e\+300, which does not fit float32"
+                       ) as caught:  # fmt: skip
+        check_config_fits(request(config={"scale": 1e300}))
+
+    assert library_error_location(caught.value.field) == ["body", "config", "scale"]
+
+
+def test_a_scale_within_the_dtype_passes() -> None:
+    check_config_fits(request(config={"scale": 1e300, "dtype": "float64"}))
+    check_config_fits(request(config={"scale": 3e38}))

@@ -63,7 +63,9 @@ class SequenceResult(BaseModel):
     )  # fmt: skip
     pool: dict[str, Numbers] | None = Field(
         None, description="With output.pool: max and mean (H × Nq × Nk), query_bounds (Nq + 1) "
-        "and key_bounds (Nk + 1) in token positions: block i covers [bounds[i], bounds[i+1])",
+        "and key_bounds (Nk + 1): block i covers [bounds[i], bounds[i+1]); key_bounds and, for "
+        "a range of queries, query_bounds in token positions; for a list of queries, "
+        "query_bounds index that list (results[i].queries)",
     )  # fmt: skip
     truncated: dict[str, int] | None = Field(
         None, description="With truncate, for a sequence that was cut: tokens (its length "

@@ -3,6 +3,7 @@
 // and each panel (panel-*.js) draws the view it is given into its own container.
 
 import { getSteps } from "./api.js";
+import { ArrivingGrid } from "./arriving.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ExactWindow } from "./exact-window.js";
 import { ConfigForm } from "./form.js";
@@ -22,7 +23,6 @@ import { SEED_SENTENCE, Tour } from "./tour.js";
 import { modelInUrl, restoreForm, saveUrl, viewInUrl } from "./url-state.js";
 import { headType } from "./head-types.js";
 import { createState, currentResult, currentView, isPretrained, layerCount, showingPretrained, stepHeadCount } from "./view-model.js";
-import { ArrivingGrid } from "./arriving.js";
 
 const $ = (id) => document.getElementById(id);
 

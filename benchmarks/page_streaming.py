@@ -43,7 +43,8 @@ WATCH = """() => {
   const marks = { click: null, first: null, ready: null };
   window.streamMarks = marks;
   const clicked = () => { marks.click = performance.now(); };
-  document.getElementById("submit").addEventListener("click", clicked, { capture: true, once: true });
+  const submit = document.getElementById("submit");
+  submit.addEventListener("click", clicked, { capture: true, once: true });
   const main = document.getElementById("main");
   new MutationObserver((_, observer) => {
     if (marks.click === null) return;

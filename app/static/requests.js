@@ -1,6 +1,7 @@
-// Request orchestration: one computation at a time (a newer one aborts the older), the page's
-// data-state / data-generation that tests and assistive technology follow, the status line,
-// errors handed to the form, the models list, and the steps of a pretrained model's layers.
+// Request orchestration: one computation at a time (a newer one aborts the older; an encoder's
+// answer streamed layer by layer), the page's data-state / data-generation that tests and
+// assistive technology follow, the status line, errors handed to the form, the models list, and
+// the steps of a pretrained model's layers.
 
 import { getModels, postAttention } from "./api.js";
 import { overviewBody, wantsOverview } from "./long-inputs.js";
@@ -12,8 +13,8 @@ export class Computation {
   /**
    * form: the ConfigForm; state: the page state (data, raw, body are set on success);
    * parts: {main, results, staleNote, summary, truncation} elements; onResult(): draws state.data.
-   * arriving: {start(answer), layer(answer, layer), abandon()}, the drawing of a streamed answer
-   * before it is whole (arriving.js), or null.
+   * arriving: {start(answer), layer(answer, layer), finish(), abandon()}, the drawing of a
+   * streamed answer before it is whole (arriving.js), or null: nothing is streamed.
    */
   constructor({ form, state, parts, onResult, arriving = null }) {
     this.form = form;

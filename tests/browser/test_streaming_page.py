@@ -9,6 +9,7 @@ what arrives when is then the test's choice, not a race against the computation.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -151,6 +152,7 @@ def test_a_pretrained_model_is_asked_for_a_stream_and_drawn_as_its_whole_answer(
 
 def test_the_first_layer_is_drawn_before_the_end_frame_arrives(
     page: Page,
+    artifacts: Path,
     live_server: RunningServer,
     model: dict[str, Any],
     whole: dict[str, Any],
@@ -169,6 +171,7 @@ def test_the_first_layer_is_drawn_before_the_end_frame_arrives(
     expect(page.locator("#main")).to_have_attribute("data-state", "loading")
     expect(page.locator("#tab-model")).to_have_attribute("aria-selected", "true")
     expect(page.locator(THUMBS)).to_have_count(0)  # nothing opens before the whole answer
+    page.screenshot(path=str(artifacts / "first-layer.png"))
 
     before = generation(page)
     layers, end = rest[:-1], rest[-1]

@@ -68,7 +68,7 @@ export class ArrivingGrid {
     const row = this.part("grid").tBodies[0]?.rows[position];
     if (!row) return;
     const canvases = view.attention.map(() => el("canvas", { "aria-hidden": "true" }));
-    [...row.cells].forEach((cell, h) => cell.replaceChildren(el("span", { class: "thumb arrived", "aria-hidden": "true" }, canvases[h])));
+    row.querySelectorAll("td").forEach((cell, h) => cell.replaceChildren(el("span", { class: "thumb arrived", "aria-hidden": "true" }, canvases[h])));
     row.dataset.arriving = "drawn";
     this.rows.set(position, { canvases, attention: view.attention });
     const scale = weightScale([...this.rows.values()].map((drawn) => drawn.attention));

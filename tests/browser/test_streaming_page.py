@@ -23,6 +23,7 @@ from tests.browser.explorer_page import (
     generation,
     open_explorer,
     pretrained_body,
+    row_labels,
     thumbnail,
     wait_settled,
 )
@@ -165,13 +166,14 @@ def test_the_first_layer_is_drawn_before_the_end_frame_arrives(
     expect(page.locator(GRID_ROWS)).to_have_count(model["layers"])
     assert drawn_rows(page) == ["pending"] * model["layers"]
     feed(page, first[1000:])
-    expect(page.locator(f"{GRID_ROWS}[data-layer='0'] canvas")).to_have_count(model["heads"])
+    expect(page.locator(f"{GRID_ROWS}[data-layer='0'] td canvas")).to_have_count(model["heads"])
     assert drawn_rows(page) == ["drawn"] + ["pending"] * (model["layers"] - 1)
+    assert row_labels(page, "#model-grid") == [f"Layer {k}" for k in range(model["layers"])]
     expect(page.locator("#status")).to_have_text(f"Computing… 1 of {model['layers']} layers drawn")
     expect(page.locator("#main")).to_have_attribute("data-state", "loading")
     expect(page.locator("#tab-model")).to_have_attribute("aria-selected", "true")
     expect(page.locator(THUMBS)).to_have_count(0)  # nothing opens before the whole answer
-    page.screenshot(path=str(artifacts / "first-layer.png"))
+    page.locator("#panel-model").screenshot(path=str(artifacts / "first-layer.png"))
 
     before = generation(page)
     layers, end = rest[:-1], rest[-1]

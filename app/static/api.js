@@ -1,6 +1,8 @@
 // The calls the page makes, POST /attention and GET /models, and the translation of errors into
 // messages that name a form field.
 
+import { NDJSON, readStream, StreamError } from "./stream.js";
+
 /** Request fields that have a control on the page (the last element of a 422's loc). */
 export const FORM_FIELDS = [
   "text",
@@ -67,12 +69,28 @@ function describeFailure(status, detail, statusText, keySent) {
   return failure;
 }
 
+const NETWORK_FAILURE = (error) => ({
+  ok: false,
+  status: 0,
+  fieldErrors: [],
+  message: `Could not reach the service (${error.message}). Check that it is running and try again.`,
+});
+
+const NOT_UNDERSTOOD = (status) => ({
+  ok: false,
+  status,
+  fieldErrors: [],
+  message: "The service sent an answer this page does not understand.",
+});
+
 /**
  * POST /attention. Resolves to {ok: true, data, raw} or {ok: false, status, fieldErrors,
  * message}; status 0 is a network failure. Rejects only when aborted.
+ * `stream` ({onHead, onLayer}, stream.js): ask for the answer layer by layer and call them as
+ * it comes; a model that does not stream (406) is asked again for the whole answer.
  */
-export async function postAttention(body, apiKey, signal) {
-  const headers = { "Content-Type": "application/json", Accept: "application/json" };
+export async function postAttention(body, apiKey, signal, stream = null) {
+  const headers = { "Content-Type": "application/json", Accept: stream ? NDJSON : "application/json" };
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
   let response;
   try {
@@ -84,13 +102,11 @@ export async function postAttention(body, apiKey, signal) {
     });
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    return {
-      ok: false,
-      status: 0,
-      fieldErrors: [],
-      message: `Could not reach the service (${error.message}). Check that it is running and try again.`,
-    };
+    return NETWORK_FAILURE(error);
   }
+  if (stream && response.status === 406) return postAttention(body, apiKey, signal);
+  const streamed = response.headers.get("Content-Type")?.startsWith(NDJSON);
+  if (response.ok && streamed) return readStreamed(response, stream ?? {}, Boolean(apiKey));
   const raw = await response.text();
   let data = null;
   try {
@@ -99,15 +115,24 @@ export async function postAttention(body, apiKey, signal) {
     data = null;
   }
   if (response.ok && data && Array.isArray(data.results)) return { ok: true, data, raw };
-  if (response.ok) {
-    return {
-      ok: false,
-      status: response.status,
-      fieldErrors: [],
-      message: "The service sent an answer this page does not understand.",
-    };
-  }
+  if (response.ok) return NOT_UNDERSTOOD(response.status);
   return describeFailure(response.status, data?.detail, response.statusText, Boolean(apiKey));
+}
+
+/**
+ * The frames of a streamed answer, assembled. `raw` (Download JSON) is the assembled answer
+ * written by JSON.stringify: the same fields and numbers as the whole answer's bytes.
+ */
+async function readStreamed(response, hooks, keySent) {
+  try {
+    const data = await readStream(response, hooks);
+    return { ok: true, data, raw: JSON.stringify(data) };
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    if (error instanceof StreamError) return describeFailure(error.status, error.detail, "", keySent);
+    if (error instanceof SyntaxError) return NOT_UNDERSTOOD(response.status);
+    return NETWORK_FAILURE(error);
+  }
 }
 
 /**

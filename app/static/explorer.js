@@ -3,6 +3,7 @@
 // and each panel (panel-*.js) draws the view it is given into its own container.
 
 import { getSteps } from "./api.js";
+import { ArrivingGrid } from "./arriving.js";
 import { exportName, saveBlob, setExportContext } from "./download.js";
 import { ExactWindow } from "./exact-window.js";
 import { ConfigForm } from "./form.js";
@@ -21,15 +22,7 @@ import { Tabs } from "./tabs.js";
 import { SEED_SENTENCE, Tour } from "./tour.js";
 import { modelInUrl, restoreForm, saveUrl, viewInUrl } from "./url-state.js";
 import { headType } from "./head-types.js";
-import {
-  createState,
-  currentResult,
-  currentView,
-  isPretrained,
-  layerCount,
-  showingPretrained,
-  stepHeadCount,
-} from "./view-model.js";
+import { createState, currentResult, currentView, isPretrained, layerCount, showingPretrained, stepHeadCount } from "./view-model.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -57,9 +50,12 @@ const search = new SearchPanel($("head-search"), {
     saveView();
   },
 });
+// a streamed answer's layers, drawn as they come; a stream that breaks off redraws what was there
+const arriving = new ArrivingGrid($("panel-model"), { tabs, state, restore: () => state.data && render() });
 const computation = new Computation({
   form,
   state,
+  arriving,
   parts: { main: $("main"), results: $("results"), staleNote: $("stale-note"), summary: $("summary"), truncation: $("truncation") },
   onResult: () => {
     layerSteps.reset(state.body);

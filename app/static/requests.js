@@ -1,6 +1,7 @@
-// Request orchestration: one computation at a time (a newer one aborts the older), the page's
-// data-state / data-generation that tests and assistive technology follow, the status line,
-// errors handed to the form, the models list, and the steps of a pretrained model's layers.
+// Request orchestration: one computation at a time (a newer one aborts the older; an encoder's
+// answer streamed layer by layer), the page's data-state / data-generation that tests and
+// assistive technology follow, the status line, errors handed to the form, the models list, and
+// the steps of a pretrained model's layers.
 
 import { getModels, postAttention } from "./api.js";
 import { overviewBody, wantsOverview } from "./long-inputs.js";
@@ -12,13 +13,17 @@ export class Computation {
   /**
    * form: the ConfigForm; state: the page state (data, raw, body are set on success);
    * parts: {main, results, staleNote, summary, truncation} elements; onResult(): draws state.data.
+   * arriving: {start(answer), layer(answer, layer), finish(), abandon()}, the drawing of a
+   * streamed answer before it is whole (arriving.js), or null: nothing is streamed.
    */
-  constructor({ form, state, parts, onResult }) {
+  constructor({ form, state, parts, onResult, arriving = null }) {
     this.form = form;
     this.state = state;
     this.parts = parts;
     this.onResult = onResult;
+    this.arriving = arriving;
     this.controller = null;
+    this.drawing = false; // whether layers of a stream are on the page
     this.generation = 0;
     this.truncation = parts.truncation
       ? new TruncationOffer(parts.truncation, () => this.compute({ userInitiated: true, truncate: true }))
@@ -58,9 +63,10 @@ export class Computation {
     this.controller = controller;
     this.setPageState("loading");
     setStatus("Computing…");
+    const stream = this.streams() ? this.streamHooks(controller) : null;
     let outcome;
     try {
-      outcome = await postAttention(body, this.form.apiKey(), controller.signal);
+      outcome = await postAttention(body, this.form.apiKey(), controller.signal, stream);
     } catch {
       return; // aborted by a newer request
     }
@@ -70,7 +76,34 @@ export class Computation {
     else this.failed(outcome, userInitiated);
   }
 
+  /**
+   * Whether the answer is asked for layer by layer: an encoder's (several layers, and it
+   * streams). The random model has one layer to wait for; a decoder does not stream (406).
+   */
+  streams() {
+    return this.arriving !== null && this.form.chosenModel().kind === "pretrained";
+  }
+
+  /** What happens as a stream comes, while `controller`'s request is the current one. */
+  streamHooks(controller) {
+    const current = () => this.controller === controller;
+    return {
+      onHead: (answer) => {
+        if (!current()) return;
+        this.drawing = true;
+        this.arriving.start(answer);
+      },
+      onLayer: (answer, layer) => {
+        if (!current()) return;
+        this.arriving.layer(answer, layer);
+        setStatus(`Computing… ${answer.arrived} of ${answer.head.layers.length} layers drawn`);
+      },
+    };
+  }
+
   succeeded(outcome, body) {
+    if (this.drawing) this.arriving.finish();
+    this.drawing = false;
     Object.assign(this.state, { data: outcome.data, raw: outcome.raw, body });
     this.truncation?.showCut(outcome.data.results[0]);
     this.onResult();
@@ -81,6 +114,8 @@ export class Computation {
   }
 
   failed(outcome, userInitiated) {
+    if (this.drawing) this.arriving.abandon(); // a stream broke off: its layers are not a result
+    this.drawing = false;
     this.form.showErrors(outcome.fieldErrors, outcome.message, { focus: userInitiated });
     this.truncation?.offerAfter(outcome);
     setStatus(outcome.status ? `Error ${outcome.status}.` : "Network error.");

@@ -7,8 +7,10 @@ Qwen2, by app/pipelines/decoder), whose configuration is then checked with its s
 tokenizer and safetensors headers by the family loader's own checks: no weight is read, and
 every worker finds the same faults. A folder that cannot be served is listed in GET /models as
 ``unavailable`` with why, and never loaded; one whose weights fail only when read (NaN, corrupt
-data) becomes unavailable in the worker that tried. The loaded state (``ready``) is per worker. A model is loaded by the first request that names it (concurrent
-first requests wait for one load, under the entry's lock); models stay loaded while their
+data) becomes unavailable in the worker that tried. The loaded state (``ready``) is per worker.
+
+A model is loaded by the first request that names it (concurrent first requests wait for one
+load, under the entry's lock); models stay loaded while their
 parameters fit ATTENTION_MODELS_MEMORY_BYTES, the least recently used evicted first to make
 room, whatever their family. A model larger than the whole budget is refused at start-up with
 both sizes.

@@ -81,6 +81,24 @@ if os.geteuid() != 0:  # root reads a file whatever its mode
     CASES["permission denied"] = (unreadable, "config.json cannot be read: permission denied", {})
 
 
+TWO_WORKERS = "a models dir, 2 workers"
+BROKEN_IN_THE_DIR = {
+    "wrong-shape": "config.json implies",
+    "no-tokenizer": "tokenizer.json is missing",
+    "tok-too-big": "tokenizer.json has ids up to",
+}
+
+
+def models_dir(path: Path) -> Path:
+    """Two sound encoders (one named in mixed case) and three broken short of their weights."""
+    for name in ("MyBert", "bert", *BROKEN_IN_THE_DIR):
+        write_tiny_bert(path / name)
+    edit_config(path / "wrong-shape", intermediate_size=24)
+    (path / "no-tokenizer" / "tokenizer.json").unlink()
+    small_vocabulary(path / "tok-too-big")
+    return path
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("model-folders")
@@ -97,6 +115,11 @@ def servers(root: Path) -> Iterator[dict[str, Future[RunningServer]]]:
     for index, (name, (breaks, _, env)) in enumerate(CASES.items()):
         folder = write_tiny_bert(root / f"case-{index}" / "tiny-bert")
         envs[name] = {"ATTENTION_MODEL_PATH": str(breaks(folder)), **env}
+    envs[TWO_WORKERS] = {
+        "ATTENTION_MODEL_PATH": str(sound_folder),
+        "ATTENTION_MODELS_DIR": str(models_dir(root / "models")),
+        "ATTENTION_WORKERS": "2",
+    }
     log_dir = root / "logs"
     log_dir.mkdir()
     pool = ThreadPoolExecutor(len(envs))
@@ -177,3 +200,28 @@ def test_the_bundled_model_is_named_by_its_package(live_server: RunningServer) -
     for response in (listing, info):
         assert str(bundled) not in response.text
         assert "site-packages" not in response.text
+
+
+def test_every_worker_lists_the_same_models(servers: dict[str, Future[RunningServer]]) -> None:
+    """With 2 workers each request may reach either (a new connection each time): every fault
+    short of the weights' values is found by both at start-up, so the answers agree."""
+    base_url = servers[TWO_WORKERS].result().base_url
+    served = httpx.post(f"{base_url}/attention", json={"model": "MyBert", "text": SENTENCE})
+    assert served.status_code == 200, served.text
+    assert served.json()["config"]["model"] == "mybert"
+
+    def folders() -> list[tuple[str, str | None]]:
+        listing = httpx.get(f"{base_url}/models").json()["models"]
+        return [(e["name"], e.get("reason")) for e in listing if e.get("source", "") != ""]
+
+    listings = [folders() for _ in range(8)]
+    assert all(listing == listings[0] for listing in listings)
+    names = [name for name, _ in listings[0]]
+    assert names[-5:] == ["bert", "mybert", "no-tokenizer", "tok-too-big", "wrong-shape"]
+    reasons = {name: reason for name, reason in listings[0] if reason is not None}
+    assert set(reasons) == set(BROKEN_IN_THE_DIR)
+    for name, words in BROKEN_IN_THE_DIR.items():
+        assert words in reasons[name]
+    served_names = [httpx.get(f"{base_url}/info").json()["models"] for _ in range(6)]
+    assert all(names == served_names[0] for names in served_names)
+    assert not set(BROKEN_IN_THE_DIR) & set(served_names[0])

@@ -20,6 +20,7 @@ import pytest
 
 from attention.bert import bundled_model_path
 from tests.integration.conftest import client_for
+from tests.reliability.conftest import StartServer
 from tests.support.server import RunningServer, launch
 from tests.support.tiny_bert import edit_config, tiny_weights, write_tiny_bert, write_weights
 
@@ -81,7 +82,6 @@ if os.geteuid() != 0:  # root reads a file whatever its mode
     CASES["permission denied"] = (unreadable, "config.json cannot be read: permission denied", {})
 
 
-TWO_WORKERS = "a models dir, 2 workers"
 BROKEN_IN_THE_DIR = {
     "wrong-shape": "config.json implies",
     "no-tokenizer": "tokenizer.json is missing",
@@ -115,11 +115,6 @@ def servers(root: Path) -> Iterator[dict[str, Future[RunningServer]]]:
     for index, (name, (breaks, _, env)) in enumerate(CASES.items()):
         folder = write_tiny_bert(root / f"case-{index}" / "tiny-bert")
         envs[name] = {"ATTENTION_MODEL_PATH": str(breaks(folder)), **env}
-    envs[TWO_WORKERS] = {
-        "ATTENTION_MODEL_PATH": str(sound_folder),
-        "ATTENTION_MODELS_DIR": str(models_dir(root / "models")),
-        "ATTENTION_WORKERS": "2",
-    }
     log_dir = root / "logs"
     log_dir.mkdir()
     pool = ThreadPoolExecutor(len(envs))
@@ -202,10 +197,19 @@ def test_the_bundled_model_is_named_by_its_package(live_server: RunningServer) -
         assert "site-packages" not in response.text
 
 
-def test_every_worker_lists_the_same_models(servers: dict[str, Future[RunningServer]]) -> None:
+def test_every_worker_lists_the_same_models(start_server: StartServer, tmp_path: Path) -> None:
     """With 2 workers each request may reach either (a new connection each time): every fault
     short of the weights' values is found by both at start-up, so the answers agree."""
-    base_url = servers[TWO_WORKERS].result().base_url
+    env = {
+        "ATTENTION_MODEL_PATH": str(write_tiny_bert(tmp_path / "tiny-bert")),
+        "ATTENTION_MODELS_DIR": str(models_dir(tmp_path / "models")),
+        "ATTENTION_WORKERS": "2",
+    }
+    with start_server(env) as server:
+        check_one_listing(server.base_url)
+
+
+def check_one_listing(base_url: str) -> None:
     served = httpx.post(f"{base_url}/attention", json={"model": "MyBert", "text": SENTENCE})
     assert served.status_code == 200, served.text
     assert served.json()["config"]["model"] == "mybert"

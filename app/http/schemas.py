@@ -72,19 +72,29 @@ class HeadConfig(Strict):
     """The head configuration; names follow `torch.nn.MultiheadAttention` where it has them."""
 
     d_model: int = Field(
-        64, ge=1, le=MAX_WIDTH, description="Model width E; each head gets d_model / num_heads"
-    )
-    num_heads: int = Field(4, ge=1, le=MAX_HEADS, description="Query heads H; must divide d_model")
+        64, ge=1, le=MAX_WIDTH, description="Model width E; each head gets d_model / num_heads. "
+        "The bound here is an absolute cap: the working limit is ATTENTION_MAX_D_MODEL (GET /info "
+        "limits.max_d_model), 413 past it",
+    )  # fmt: skip
+    num_heads: int = Field(
+        4, ge=1, le=MAX_HEADS, description="Query heads H; must divide d_model. The bound here "
+        "is an absolute cap: the working limit is ATTENTION_MAX_HEADS (GET /info "
+        "limits.max_heads), 413 past it",
+    )  # fmt: skip
     num_kv_heads: int | None = Field(
         None, ge=1, le=MAX_HEADS, description="K/V heads for grouped-query attention "
         "(1 = multi-query); must divide num_heads; null = num_heads",
     )  # fmt: skip
     kdim: int | None = Field(
-        None, ge=1, le=MAX_WIDTH, description="Width of key_embeddings; null = d_model"
-    )
+        None, ge=1, le=MAX_WIDTH, description="Width of key_embeddings; null = d_model. "
+        "At most ATTENTION_MAX_D_MODEL (GET /info limits.max_d_model; the bound here is an "
+        "absolute cap)",
+    )  # fmt: skip
     vdim: int | None = Field(
-        None, ge=1, le=MAX_WIDTH, description="Width of value_embeddings; null = d_model"
-    )
+        None, ge=1, le=MAX_WIDTH, description="Width of value_embeddings; null = d_model. "
+        "At most ATTENTION_MAX_D_MODEL (GET /info limits.max_d_model; the bound here is an "
+        "absolute cap)",
+    )  # fmt: skip
     bias: StrictBool = Field(True, description="Biases in the input and output projections")
     add_bias_kv: StrictBool = Field(
         False, description="Append a learned key and value (bias_k, bias_v)"
@@ -236,8 +246,10 @@ class GenerateOptions(Strict):
     """Decoder models: continue the text, every new token with its attention (docs/models.md)."""
 
     max_new_tokens: int = Field(
-        16, ge=1, le=MAX_NEW_TOKENS, description="Tokens to generate at most (also bounded by "
-        "ATTENTION_MAX_NEW_TOKENS, and with the prompt by ATTENTION_MAX_CONTEXT_TOKENS)",
+        16, ge=1, le=MAX_NEW_TOKENS, description="Tokens to generate at most. The bound here is an "
+        "absolute cap: the working limits are ATTENTION_MAX_NEW_TOKENS (GET /info "
+        "limits.max_new_tokens) and, with the prompt's tokens, ATTENTION_MAX_CONTEXT_TOKENS "
+        "(limits.max_context_tokens), 413 past either",
     )  # fmt: skip
     temperature: float = Field(
         0.0, ge=0, le=100, description="0 = greedy (argmax, reproducible); above 0, sampling"
@@ -271,23 +283,32 @@ class AttentionRequest(Strict):
     )
 
     sequences: list[TokenSequence] | None = Field(
-        None, description="Token sequences: strings (hashed) or integer ids; ragged is fine",
+        None, description="Token sequences: strings (hashed) or integer ids; ragged is fine. "
+        "At most ATTENTION_MAX_BATCH sequences of ATTENTION_MAX_TOKENS tokens, each string of "
+        "ATTENTION_MAX_TOKEN_CHARS characters (GET /info limits.max_batch, max_tokens, "
+        "max_token_chars), 413 past them",
         examples=[[DEFAULT_TOKENS]],
     )  # fmt: skip
     text: str | list[str] | None = Field(
-        None, description="Text tokenized into words and punctuation (regex \\w+|[^\\w\\s])",
+        None, description="Text tokenized into words and punctuation (regex \\w+|[^\\w\\s]). "
+        "At most ATTENTION_MAX_TEXT_CHARS characters in all, ATTENTION_MAX_BATCH texts, "
+        "ATTENTION_MAX_TOKENS tokens each (GET /info limits.max_text_chars, max_batch, "
+        "max_tokens), 413 past them",
         examples=[DEFAULT_SENTENCE],
     )  # fmt: skip
     embeddings: list[Matrix] | None = Field(
-        None, description="B × L × d_model vectors, used instead of token embeddings"
-    )
+        None, description="B × L × d_model vectors, used instead of token embeddings; B at most "
+        "ATTENTION_MAX_BATCH, L at most ATTENTION_MAX_TOKENS (GET /info limits), 413 past them",
+    )  # fmt: skip
     key_sequences: list[TokenSequence] | None = Field(
         None, description="Cross-attention: keys and values from these token sequences (one per "
-        "query sequence), embedded like the queries",
+        "query sequence), embedded like the queries; at most ATTENTION_MAX_TOKENS keys each "
+        "(GET /info limits.max_tokens)",
     )  # fmt: skip
     key_embeddings: list[Matrix] | None = Field(
-        None, description="Cross-attention: B × S × kdim key vectors, used as given"
-    )
+        None, description="Cross-attention: B × S × kdim key vectors, used as given; S at most "
+        "ATTENTION_MAX_TOKENS (GET /info limits.max_tokens)",
+    )  # fmt: skip
     value_embeddings: list[Matrix] | None = Field(
         None, description="Cross-attention: B × S × vdim value vectors; null = key_embeddings"
     )
@@ -307,7 +328,8 @@ class AttentionRequest(Strict):
     output: OutputOptions = Field(default_factory=OutputOptions)
     model: str = Field(
         "random", description="'random' (seeded weights, shaped by config) or a pretrained model "
-        "from GET /models, e.g. 'all-minilm-l6-v2'",
+        "from GET /models, e.g. 'all-minilm-l6-v2'; matched whatever its case (names are lower "
+        "case: 'MyGPT2' is mygpt2, and the answer names it so)",
     )  # fmt: skip
     layers: list[Annotated[StrictInt, Field(ge=0, le=MAX_LAYERS - 1)]] | Literal["all"] = Field(
         "all", description="Pretrained models: the layers whose attention and steps to return"

@@ -69,6 +69,9 @@ async def choose(request: AttentionRequest, context: Context) -> Prepared:
     from app.pipelines import decoder, encoder, random  # they import this module's types
     from attention import InputError
 
+    # every model is served under a lower-case name (a folder's in lower case): "MyGPT2" asks
+    # for mygpt2, and the answer reports that name
+    request.model = request.model.lower()
     if context.service.models.kind(request.model) == "decoder":
         return await decoder.prepare(request, context)
     if request.generate is not None:

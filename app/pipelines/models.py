@@ -3,10 +3,14 @@ on first use, kept under one memory budget.
 
 At start-up each sub-folder's config.json is read: its `model_type` names the family (an encoder:
 BERT, RoBERTa, DistilBERT, served by app/pipelines/encoder; a decoder: GPT-2, Llama, Mistral,
-Qwen2, by app/pipelines/decoder), whose configuration is then checked with its size, from the
-configuration alone. A folder that cannot be served is listed in GET /models as ``unavailable``
-with why, and never loaded. A model is loaded by the first request that names it (concurrent
-first requests wait for one load, under the entry's lock); models stay loaded while their
+Qwen2, by app/pipelines/decoder), whose configuration is then checked with its size, then its
+tokenizer and safetensors headers by the family loader's own checks: no weight is read, and
+every worker finds the same faults. A folder that cannot be served is listed in GET /models as
+``unavailable`` with why, and never loaded; one whose weights fail only when read (NaN, corrupt
+data) becomes unavailable in the worker that tried. The loaded state (``ready``) is per worker.
+
+A model is loaded by the first request that names it (concurrent first requests wait for one
+load, under the entry's lock); models stay loaded while their
 parameters fit ATTENTION_MODELS_MEMORY_BYTES, the least recently used evicted first to make
 room, whatever their family. A model larger than the whole budget is refused at start-up with
 both sizes.
@@ -70,6 +74,11 @@ class Family(ABC):
         """Parameters counted from the configuration alone."""
 
     @abstractmethod
+    def check_files(self, folder: Path, config: Any) -> None:
+        """The loader's own checks of everything but the weights' values (the tokenizer, the
+        safetensors headers): an AttentionError says what is wrong."""
+
+    @abstractmethod
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Loaded:
         """The float32 model, its tokenizer and what was loaded."""
 
@@ -87,6 +96,9 @@ class EncoderFamily(Family):
 
     def parameters(self, config: BertConfig) -> int:
         return encoders.config.num_parameters(config)
+
+    def check_files(self, folder: Path, config: BertConfig) -> None:
+        encoders.loading.check_folder(folder, config)
 
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Pretrained:
         return Pretrained(
@@ -120,6 +132,9 @@ class DecoderFamily(Family):
 
     def parameters(self, config: DecoderConfig) -> int:
         return decoders.num_parameters(config)
+
+    def check_files(self, folder: Path, config: DecoderConfig) -> None:
+        decoders.loading.check_folder(folder, config)
 
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Decoder:
         return Decoder(
@@ -230,7 +245,11 @@ class ModelLibrary:
     def _scan(self, folder: Path) -> None:
         try:
             files.require_folder(folder)
-            children = sorted(path for path in folder.iterdir() if path.is_dir())
+            # by the name served (lower case): "MyGPT2" is listed as mygpt2, after "bert"
+            children = sorted(
+                (path for path in folder.iterdir() if path.is_dir()),
+                key=lambda path: (path.name.lower(), path.name),
+            )
         except (AttentionError, OSError) as error:
             cause = error.message if isinstance(error, AttentionError) else "cannot be read"
             self.unavailable = f"ATTENTION_MODELS_DIR: {cause}"
@@ -242,29 +261,38 @@ class ModelLibrary:
             self._check(entry)
 
     def _check(self, entry: Entry) -> None:
-        """Family, architecture and size from config.json alone: nothing is allocated."""
+        """Every fault found without reading a weight: family, architecture and size from
+        config.json, then the loader's own checks of the tokenizer and the safetensors headers.
+        Each worker scans alike, so all of them list the same folders as unavailable from the
+        first request; what only loading finds (a tensor's bytes) stays per worker."""
         try:
             entry.family = family_of(entry.path)
             entry.config = entry.family.read_config(entry.path)
+            too_big = self._over_budget(entry)
+            if too_big is not None:
+                self._refuse(entry, too_big)
+                return
+            entry.family.check_files(entry.path, entry.config)
         except AttentionError as error:
             self._refuse(entry, error.message)
-            return
         except Exception as error:  # whatever the folder holds, the service starts
             logger.exception("model folder %s could not be read", entry.path)
             self._refuse(entry, f"could not be read ({type(error).__name__})")
-            return
+
+    def _over_budget(self, entry: Entry) -> str | None:
+        """Why the entry can never be loaded for its size, None when it fits."""
         needed, limit = entry.bytes, min(self.budget_bytes, self.max_bytes)
-        if needed > limit:
-            setting = (
-                "ATTENTION_MODELS_MEMORY_BYTES"
-                if self.budget_bytes <= self.max_bytes
-                else "ATTENTION_MAX_MODEL_BYTES"
-            )
-            self._refuse(
-                entry,
-                f"its {entry.parameters:,} parameters take {format_bytes(needed)} "
-                f"in float32, more than the {format_bytes(limit)} of {setting}",
-            )
+        if needed <= limit:
+            return None
+        setting = (
+            "ATTENTION_MODELS_MEMORY_BYTES"
+            if self.budget_bytes <= self.max_bytes
+            else "ATTENTION_MAX_MODEL_BYTES"
+        )
+        return (
+            f"its {entry.parameters:,} parameters take {format_bytes(needed)} "
+            f"in float32, more than the {format_bytes(limit)} of {setting}"
+        )
 
     def _refuse(self, entry: Entry, why: str) -> None:
         entry.state, entry.reason, entry.config = "unavailable", f"{entry.source}: {why}", None

@@ -21,8 +21,10 @@ LIMIT_SETTINGS = (
     "max_body_bytes", "max_tokens", "max_batch", "max_d_model", "max_heads", "max_text_chars",
     "max_token_chars", "max_request_bytes", "max_response_bytes", "memory_budget_bytes",
     "module_cache_bytes", "token_cache_bytes", "max_concurrency", "max_queue", "request_timeout_s",
-    "max_model_bytes",
+    "max_model_bytes", "models_memory_bytes", "max_new_tokens", "max_context_tokens",
 )  # fmt: skip
+"""Every setting a request can meet as a 413 or a refused model: the working limits, which the
+request schema's bounds (absolute caps) name by these keys."""
 
 
 class Status(BaseModel):
@@ -60,6 +62,7 @@ async def info(service: ServiceDep) -> dict[str, Any]:
         "authentication": bool(settings.api_keys),
         "models": service.model_names(),
         "pretrained_unavailable": service.pretrained.unavailable,
+        "models_dir_unavailable": service.models.unavailable,
         "workers": settings.workers,
         "torch_threads": torch.get_num_threads(),
         "memory": service.memory_use(),

@@ -27,7 +27,13 @@ class ModelEntry(BaseModel):
         "the bundled one or ATTENTION_MODEL_PATH, or a folder of ATTENTION_MODELS_DIR) or "
         "'decoder' (a folder of ATTENTION_MODELS_DIR); 'unknown' for a folder whose model_type "
         "no family takes. A folder of ATTENTION_MODELS_DIR also has `architecture`, `status` "
-        "(available, loading, ready or unavailable) and `reason` when unavailable"
+        "(available, loading, ready or unavailable) and `reason` when unavailable. "
+        "`unavailable` is found at start-up by every worker alike (config.json, size, "
+        "tokenizer, safetensors headers), except a fault only reading the weights shows (NaN, "
+        "corrupt tensor data): that one is found by the worker that loads it. `available`, "
+        "`loading` and `ready` are the answering worker's: with ATTENTION_WORKERS > 1 each "
+        "worker loads a model on its own first request, so a model ready in one may be "
+        "available in another; both serve it"
     )
     layers: int
 
@@ -36,8 +42,16 @@ class ModelList(BaseModel):
     models: list[ModelEntry]
     unavailable: str | None = Field(
         None,
-        description="Why the pretrained model is not served, when it is not: its source, then "
-        "the cause, naming a file by its name within the model folder",
+        description="About the one pretrained encoder only (ATTENTION_MODEL_PATH, else the "
+        "bundled all-MiniLM-L6-v2; GET /info's `pretrained_unavailable`): why it is not "
+        "served, its source then the cause, naming a file by its name within the model folder; "
+        "null when it is served. The folders of ATTENTION_MODELS_DIR each give their own "
+        "`status` and `reason` in `models`",
+    )
+    models_dir_unavailable: str | None = Field(
+        None,
+        description="Why ATTENTION_MODELS_DIR itself cannot be read (then no folder of it is "
+        "listed); null when it is unset or read",
     )
 
 
@@ -52,4 +66,5 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
     return {
         "models": [random, *service.pretrained.describe(), *service.models.describe()],
         "unavailable": service.pretrained.unavailable,
+        "models_dir_unavailable": service.models.unavailable,
     }

@@ -32,7 +32,7 @@ from attention.errors import AttentionError, ConfigError, ParameterError
 from attention.folders import files
 from attention.folders.checkpoint import LazyTensors, safetensors_module
 from attention.folders.errors import ModelFileError
-from attention.folders.safetensors_header import check_tensors, read_header
+from attention.folders.safetensors_header import TensorEntry, check_tensors, read_header
 from attention.weights import load_pytorch_state_dict
 
 CONFIG_FILE = "config.json"
@@ -113,12 +113,8 @@ def load_bert(
     _require_files(path)
     config = read_config(path)
     check_model_size(config, dtype, max_bytes)
-    max_length = _max_length(path, config)
-    tokenizer = WordPieceTokenizer.from_file(
-        path / TOKENIZER_FILE, max_length=max_length, pad_token_id=config.pad_token_id
-    )
-    _check_vocabulary(tokenizer, config)
-    with _open_weights(path, config) as state:
+    tokenizer, entries, pooling = check_folder(path, config)
+    with _open_weights(path, entries) as state:
         model = BertModel(config)
         unused = load_hf_state_dict(model, state)
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
@@ -129,8 +125,8 @@ def load_bert(
         device=device,
         dtype=dtype,
         num_parameters=sum(parameter.numel() for parameter in model.parameters()),
-        max_length=max_length,
-        pooling=read_pooling(path),
+        max_length=tokenizer.max_length,
+        pooling=pooling,
         unused_weights=unused,
     )
     return model, tokenizer, info
@@ -152,6 +148,25 @@ def _default_name(path: Path) -> str:
     except (OSError, RuntimeError):  # RuntimeError: a loop of symbolic links (Python < 3.13)
         same = False
     return BUNDLED_MODEL_NAME if same else path.name
+
+
+def check_folder(
+    folder: Path, config: BertConfig
+) -> tuple[WordPieceTokenizer, dict[str, TensorEntry], Pooling]:
+    """Everything that can be checked before a weight is read, past config.json and the size:
+    the files, the tokenizer against vocab_size, the safetensors header against the file's size
+    and the tensors config.json implies, modules.json's pooling. The service's start-up scan
+    calls it too, so that every worker refuses such a folder from the first request."""
+    _require_files(folder)
+    tokenizer = WordPieceTokenizer.from_file(
+        folder / TOKENIZER_FILE,
+        max_length=_max_length(folder, config),
+        pad_token_id=config.pad_token_id,
+    )
+    _check_vocabulary(tokenizer, config)
+    entries = read_header(folder / WEIGHTS_FILE, folder)
+    check_tensors(entries, expected_weight_shapes(config), _hf_key_map(entries), WEIGHTS_FILE)
+    return tokenizer, entries, read_pooling(folder)
 
 
 def read_config(folder: Path) -> BertConfig:
@@ -199,12 +214,13 @@ def expected_weight_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
 
 
 @contextmanager
-def _open_weights(folder: Path, config: BertConfig) -> Iterator[Mapping[str, Tensor]]:
-    """The weights file's tensors, read one at a time on access, once its header is checked."""
+def _open_weights(
+    folder: Path, entries: Mapping[str, TensorEntry]
+) -> Iterator[Mapping[str, Tensor]]:
+    """The weights file's tensors, read one at a time on access (its header checked already:
+    `check_folder`)."""
     path = folder / WEIGHTS_FILE
     safe_open, safetensor_error = safetensors_module()
-    entries = read_header(path, folder)
-    check_tensors(entries, expected_weight_shapes(config), _hf_key_map(entries), WEIGHTS_FILE)
     try:
         with safe_open(str(path), framework="pt") as handle:
             yield LazyTensors(dict.fromkeys(entries, handle))

@@ -77,26 +77,13 @@ def load_decoder(
     files.require_folder(path)
     config = read_decoder_config(path)
     needed = check_model_size(config, dtype, max_bytes)
-    tokenizer = read_tokenizer(path, config)
-    tensor_files = find_weight_files(path)
-    if tensor_files is None:
-        raise _missing(
-            path,
-            WEIGHTS_FILE,
-            "weights",
-            OTHER_WEIGHTS,
-            "save the model with safe_serialization=True",
-        )
-    entries, where = read_entries(path, tensor_files)
-    plan = assignments(config)
-    names = _file_names(config, entries)
-    label = WEIGHTS_FILE if "" in tensor_files else INDEX_FILE
-    check_tensors(entries, expected_shapes(config), names, label, config.model_type)
+    checked = check_folder(path, config)
     with torch.device("meta"):
         model = DecoderModel(config)
     model = model.to_empty(device="cpu")
-    with open_tensors(path, {names[key]: where[names[key]] for key in names}) as state:
-        _load(model, plan, state, names)
+    names = checked.names
+    with open_tensors(path, {names[key]: checked.where[names[key]] for key in names}) as state:
+        _load(model, assignments(config), state, names)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.token_embeddings.weight
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
@@ -109,7 +96,38 @@ def load_decoder(
         parameter_bytes=needed,
         max_length=config.max_positions,
     )
-    return model, tokenizer, info
+    return model, checked.tokenizer, info
+
+
+@dataclass(frozen=True)
+class CheckedFolder:
+    """What `check_folder` read: the tokenizer, and where each tensor the decoder needs is."""
+
+    tokenizer: WordPieceTokenizer
+    names: dict[str, str]  # Hugging Face's name -> the file's (prefixed or not)
+    where: dict[str, Path]  # the file's name -> the file holding it
+
+
+def check_folder(folder: Path, config: DecoderConfig) -> CheckedFolder:
+    """Everything that can be checked before a weight is read, past config.json and the size:
+    the tokenizer against vocab_size, the weight files, every safetensors header against the
+    file's size and against the tensors config.json implies. The service's start-up scan calls
+    it too, so that every worker refuses such a folder from the first request."""
+    tokenizer = read_tokenizer(folder, config)
+    tensor_files = find_weight_files(folder)
+    if tensor_files is None:
+        raise _missing(
+            folder,
+            WEIGHTS_FILE,
+            "weights",
+            OTHER_WEIGHTS,
+            "save the model with safe_serialization=True",
+        )
+    entries, where = read_entries(folder, tensor_files)
+    names = _file_names(config, entries)
+    label = WEIGHTS_FILE if "" in tensor_files else INDEX_FILE
+    check_tensors(entries, expected_shapes(config), names, label, config.model_type)
+    return CheckedFolder(tokenizer, names, where)
 
 
 def read_decoder_config(folder: Path) -> DecoderConfig:

@@ -164,10 +164,7 @@ def test_generate_with_an_encoder_or_random_model_is_refused(client: httpx.Clien
 def test_broken_folders_say_why_and_never_500(
     client: httpx.Client, folders: dict[str, Path]
 ) -> None:
-    for name in ("broken-gpt2-no-tokenizer", "broken-qwen2-shape"):  # found only when loading
-        response = attention(client, {"model": name, "text": PROMPT})
-        assert response.status_code == 422
-    listed = models(client)
+    listed = models(client)  # before a request names them: found at start-up
     reasons = {name: entry.get("reason") for name, entry in listed.items() if "reason" in entry}
     assert reasons == {
         "broken-falcon": "folder:broken-falcon: config.json: model_type 'falcon' is not supported "
@@ -185,6 +182,10 @@ def test_broken_folders_say_why_and_never_500(
     assert "ATTENTION_MODELS_MEMORY_BYTES" in reasons["too-large-for-the-budget"]
     assert all(listed[name]["status"] == "unavailable" for name in reasons)
     assert str(folders["models"]) not in json.dumps(listed)
+    for name in ("broken-gpt2-no-tokenizer", "broken-qwen2-shape"):
+        response = attention(client, {"model": name, "text": PROMPT})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["msg"].endswith(reasons[name])
     response = attention(client, {"model": "broken-falcon", "text": PROMPT})
     assert response.status_code == 422
     assert "model_type 'falcon' is not supported" in response.text

@@ -20,6 +20,7 @@ import pytest
 
 from attention.bert import bundled_model_path
 from tests.integration.conftest import client_for
+from tests.reliability.conftest import StartServer
 from tests.support.server import RunningServer, launch
 from tests.support.tiny_bert import edit_config, tiny_weights, write_tiny_bert, write_weights
 
@@ -79,6 +80,23 @@ broken folder of tests/support/broken_folders.py goes through PretrainedRegistry
 tests/app/test_pretrained_registry.py."""
 if os.geteuid() != 0:  # root reads a file whatever its mode
     CASES["permission denied"] = (unreadable, "config.json cannot be read: permission denied", {})
+
+
+BROKEN_IN_THE_DIR = {
+    "wrong-shape": "config.json implies",
+    "no-tokenizer": "tokenizer.json is missing",
+    "tok-too-big": "tokenizer.json has ids up to",
+}
+
+
+def models_dir(path: Path) -> Path:
+    """Two sound encoders (one named in mixed case) and three broken short of their weights."""
+    for name in ("MyBert", "bert", *BROKEN_IN_THE_DIR):
+        write_tiny_bert(path / name)
+    edit_config(path / "wrong-shape", intermediate_size=24)
+    (path / "no-tokenizer" / "tokenizer.json").unlink()
+    small_vocabulary(path / "tok-too-big")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +195,37 @@ def test_the_bundled_model_is_named_by_its_package(live_server: RunningServer) -
     for response in (listing, info):
         assert str(bundled) not in response.text
         assert "site-packages" not in response.text
+
+
+def test_every_worker_lists_the_same_models(start_server: StartServer, tmp_path: Path) -> None:
+    """With 2 workers each request may reach either (a new connection each time): every fault
+    short of the weights' values is found by both at start-up, so the answers agree."""
+    env = {
+        "ATTENTION_MODEL_PATH": str(write_tiny_bert(tmp_path / "tiny-bert")),
+        "ATTENTION_MODELS_DIR": str(models_dir(tmp_path / "models")),
+        "ATTENTION_WORKERS": "2",
+    }
+    with start_server(env) as server:
+        check_one_listing(server.base_url)
+
+
+def check_one_listing(base_url: str) -> None:
+    served = httpx.post(f"{base_url}/attention", json={"model": "MyBert", "text": SENTENCE})
+    assert served.status_code == 200, served.text
+    assert served.json()["config"]["model"] == "mybert"
+
+    def folders() -> list[tuple[str, str | None]]:
+        listing = httpx.get(f"{base_url}/models").json()["models"]
+        return [(e["name"], e.get("reason")) for e in listing if e.get("source", "") != ""]
+
+    listings = [folders() for _ in range(8)]
+    assert all(listing == listings[0] for listing in listings)
+    names = [name for name, _ in listings[0]]
+    assert names[-5:] == ["bert", "mybert", "no-tokenizer", "tok-too-big", "wrong-shape"]
+    reasons = {name: reason for name, reason in listings[0] if reason is not None}
+    assert set(reasons) == set(BROKEN_IN_THE_DIR)
+    for name, words in BROKEN_IN_THE_DIR.items():
+        assert words in reasons[name]
+    served_names = [httpx.get(f"{base_url}/info").json()["models"] for _ in range(6)]
+    assert all(names == served_names[0] for names in served_names)
+    assert not set(BROKEN_IN_THE_DIR) & set(served_names[0])

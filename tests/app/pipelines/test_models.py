@@ -14,6 +14,7 @@ import torch
 from app.pipelines.encoder.registry import Pretrained
 from app.pipelines.models import Decoder, ModelLibrary
 from attention import InputError
+from tests.support.broken_folders import CASES
 from tests.support.tiny_bert import edit_config, write_tiny_encoder
 
 ENCODERS = ("bert", "roberta", "distilbert")
@@ -96,7 +97,7 @@ def test_an_encoder_larger_than_the_budget_is_refused_with_both_sizes(encoders: 
 
 def test_broken_encoder_folders_are_unavailable_with_the_reason(encoders: Path) -> None:
     edit_config(encoders / "Tiny-bert", hidden_act="relu")  # found from config.json
-    (encoders / "Tiny-roberta" / "tokenizer.json").unlink()  # found when loading
+    (encoders / "Tiny-roberta" / "tokenizer.json").unlink()  # found at start-up too
     write_tiny_encoder(encoders / "falcon", "bert")
     edit_config(encoders / "falcon", model_type="falcon")
     library = library_of(encoders)
@@ -116,3 +117,73 @@ def test_broken_encoder_folders_are_unavailable_with_the_reason(encoders: Path) 
     assert listed(library)["falcon"]["kind"] == "unknown"
     assert listed(library)["tiny-roberta"]["kind"] == "pretrained"
     assert library.names == ["tiny-distilbert"]
+
+
+FOUND_WITHOUT_THE_WEIGHTS = (
+    "missing tokenizer.json",
+    "tokenizer.json broken",
+    "vocab_size below the tokenizer's",
+    "wrong tensor shape",
+    "integer weights",
+    "a missing tensor",
+    "truncated safetensors",
+    "a safetensors header that lies",
+    "sentence_bert_config.json broken",
+)
+
+
+@pytest.mark.parametrize("case", FOUND_WITHOUT_THE_WEIGHTS)
+def test_an_encoder_fault_short_of_the_weights_values_is_found_at_start_up(
+    case: str, tmp_path: Path
+) -> None:
+    """Every worker scans alike: a fault found at start-up is listed by all of them from the
+    first request, where one found at load would be listed only by the worker that loaded."""
+    breaks, _, words = CASES[case]
+    breaks(write_tiny_encoder(tmp_path / "broken", "bert"))
+    entry = listed(library_of(tmp_path))["broken"]
+    assert entry["status"] == "unavailable", entry
+    assert words in entry["reason"]
+
+
+def test_a_decoder_fault_short_of_the_weights_values_is_found_at_start_up(
+    tmp_path: Path,
+) -> None:
+    from tests.support.tiny_decoder import write_tiny_decoder
+
+    pytest.importorskip("transformers")
+    write_tiny_decoder(tmp_path / "tok-too-big", "gpt2-tied")
+    edit_config(tmp_path / "tok-too-big", vocab_size=10)  # below the tokenizer's ids
+    write_tiny_decoder(tmp_path / "wrong-shape", "gpt2-tied")
+    edit_config(tmp_path / "wrong-shape", n_inner=40)
+    write_tiny_decoder(tmp_path / "no-tokenizer", "gpt2-tied")
+    (tmp_path / "no-tokenizer" / "tokenizer.json").unlink()
+    reasons = {name: entry["reason"] for name, entry in listed(library_of(tmp_path)).items()}
+    assert "tokenizer.json has ids up to" in reasons["tok-too-big"]
+    assert "vocab_size=10" in reasons["tok-too-big"]
+    assert "config.json implies" in reasons["wrong-shape"]
+    assert "tokenizer.json is missing" in reasons["no-tokenizer"]
+
+
+def test_corrupt_tensor_values_are_found_only_when_loading(encoders: Path) -> None:
+    """NaN weights are read with the tensors: the one fault left to each worker's load."""
+    from tests.support.tiny_bert import CONFIG, tiny_weights, write_weights
+
+    weights = tiny_weights(CONFIG)
+    weights["embeddings.word_embeddings.weight"][0, 0] = float("nan")
+    write_weights(encoders / "Tiny-bert" / "model.safetensors", weights)
+    library = library_of(encoders)
+    assert listed(library)["tiny-bert"]["status"] == "available"
+    with pytest.raises(InputError, match="NaN or infinite"):
+        library.encoder("tiny-bert")
+    assert listed(library)["tiny-bert"]["status"] == "unavailable"
+
+
+def test_folders_are_listed_by_name_whatever_their_case(tmp_path: Path) -> None:
+    for name in ("MyBert", "bert", "Zeta", "alpha"):
+        write_tiny_encoder(tmp_path / name, "bert")
+    assert [entry["name"] for entry in library_of(tmp_path).describe()] == [
+        "alpha",
+        "bert",
+        "mybert",
+        "zeta",
+    ]

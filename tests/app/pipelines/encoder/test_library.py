@@ -131,3 +131,18 @@ async def test_a_folder_encoder_streams_its_layers(client: httpx.AsyncClient) ->
     for frame in frames[1:-1]:
         for row, result in enumerate(frame["results"]):
             assert result["attention"] == whole["results"][row]["attention"][frame["layer"]]
+
+
+async def test_a_model_name_is_matched_whatever_its_case(client: httpx.AsyncClient) -> None:
+    """Folder Tiny-roberta is served as tiny-roberta: "Tiny-RoBERTa" asks for it, and the answer
+    names the model as /models lists it."""
+    body: dict[str, Any] = {"text": TEXT, "output": {"attention": "none"}}
+    asked = await answer(client, {**body, "model": "Tiny-RoBERTa"})
+    served = await answer(client, {**body, "model": "tiny-roberta"})
+    assert asked["config"]["model"] == "tiny-roberta"
+    assert asked["results"] == served["results"]
+    names = [entry["name"] for entry in (await client.get("/models")).json()["models"]]
+    folders = [name for name in names if name.startswith(("tiny-", "broken-"))]
+    assert folders == sorted(folders)
+    response = await client.post("/attention", json={**body, "model": "RANDOM", "text": TEXT})
+    assert response.status_code == 200, response.text

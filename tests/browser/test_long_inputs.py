@@ -171,6 +171,40 @@ def test_a_long_input_connects_each_query_to_its_strongest_keys(
     expect(page.locator("#connections button.conn-query")).to_have_count(300)
 
 
+def test_a_long_input_offers_the_steps_of_its_first_128_tokens_and_draws_them(
+    slow_page: Page, live_server: RunningServer
+) -> None:
+    """Past 128 tokens the answer has no steps: the Steps tab says why and computes them for the
+    first 128 tokens on request (the API's `queries` does not shape the steps)."""
+    page, base = slow_page, live_server.base_url
+    open_explorer(page, base)
+    body = sent_body(page, long_text(200), **SMALL)
+    page.click("#tab-steps")
+    steps = page.locator("#steps")
+    expect(steps).to_have_attribute("data-state", "offered")
+    expect(steps).to_contain_text("200 tokens")
+    expect(page.locator("#trace")).to_contain_text("computed without its steps")
+    expect(page.locator("#step-head option")).to_have_count(SMALL["num_heads"])
+
+    with page.expect_request("**/attention") as sent:
+        page.click("#compute-cut-steps")
+    cut = sent.value.post_data_json
+    assert cut["sequences"] == [[f"w{i}" for i in range(OVERVIEW_FROM)]]
+    assert cut["output"]["steps"] == "all"
+    expect(steps).to_have_attribute("data-state", "ready")
+    expect(page.locator("#steps-layer")).to_contain_text("first 128 of the 200 tokens")
+    expect(page.locator("#steps .shape", has_text="not returned")).to_have_count(0)
+    expect(page.locator("#trace-query option")).to_have_count(OVERVIEW_FROM)
+
+    truth = post(base, {**body, "text": long_text(OVERVIEW_FROM), "output": cut["output"]})
+    weights = page.locator("#trace tr[data-step=attention] td[data-value]")
+    expect(weights).to_have_count(OVERVIEW_FROM)
+    for key in (0, 5, 127):
+        shown = float(weights.nth(key).get_attribute("data-value") or "nan")
+        assert close_to(shown, truth["steps"]["attention"][0][0][key]), key
+    assert_accessible(page, "the cut steps of a 200-token input")
+
+
 # -- the pretrained model --------------------------------------------------------------------------
 
 

@@ -21,15 +21,7 @@ import { Tabs } from "./tabs.js";
 import { SEED_SENTENCE, Tour } from "./tour.js";
 import { modelInUrl, restoreForm, saveUrl, viewInUrl } from "./url-state.js";
 import { headType } from "./head-types.js";
-import {
-  createState,
-  currentResult,
-  currentView,
-  isPretrained,
-  layerCount,
-  showingPretrained,
-  stepHeadCount,
-} from "./view-model.js";
+import { createState, currentResult, currentView, isPretrained, layerCount, showingPretrained, stepHeadCount } from "./view-model.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -158,6 +150,8 @@ function prepareLayerBar(result) {
   const toggle = $("word-level");
   const hasWords = Array.isArray(result.analysis?.words);
   toggle.disabled = !hasWords;
+  // a decoder has no words (the encoder's analysis): the box is not offered at all
+  toggle.closest("label").hidden = form.modelEntry(state.body.model)?.kind === "decoder";
   if (!hasWords) toggle.checked = false;
   state.words = toggle.checked;
 }

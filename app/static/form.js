@@ -14,10 +14,13 @@ const PRETRAINED_HINT =
 const DECODER_HINT =
   "A decoder language model from a folder of the service: causal attention, layer by layer, and text generated token by token (the Generate tab).";
 
+/** "1 layer", "2 layers". */
+export const counted = (n, noun) => `${n ?? "?"} ${noun}${n === 1 ? "" : "s"}`;
+
 /** What the selector says of a model of GET /models: its family, or why it cannot be used. */
 export function modelLabel(model) {
   if (model.status === "unavailable") return `${model.name} (unavailable: ${model.reason ?? "no reason given"})`;
-  if (model.kind === "decoder") return `${model.name} (${model.architecture ?? "decoder"} decoder, ${model.layers} layers)`;
+  if (model.kind === "decoder") return `${model.name} (${model.architecture ?? "decoder"} decoder, ${counted(model.layers, "layer")})`;
   return `${model.name} (${model.kind === "pretrained" ? "pretrained" : "seeded, one layer"})`;
 }
 
@@ -29,7 +32,7 @@ const runsAFolder = (model) => model.kind !== "seeded";
 function fixedConfiguration(model) {
   const known = (value) => value ?? "?";
   const kv = model.kv_heads && model.kv_heads !== model.heads ? ` on ${model.kv_heads} K/V heads` : "";
-  const sizes = `${known(model.layers)} layers × ${known(model.heads)} heads${kv}, d_model ${known(model.d_model)} (${known(model.head_dim)} per head)`;
+  const sizes = `${counted(model.layers, "layer")} × ${counted(model.heads, "head")}${kv}, d_model ${known(model.d_model)} (${known(model.head_dim)} per head)`;
   const rest =
     model.kind === "decoder"
       ? `${known(model.architecture)}, causal, at most ${known(model.max_positions)} positions`
@@ -208,11 +211,26 @@ export class ConfigForm {
     note.hidden = !pretrained;
     note.textContent = pretrained ? fixedConfiguration(model) : "";
     let hint = model.kind === "decoder" ? DECODER_HINT : pretrained ? PRETRAINED_HINT : RANDOM_HINT;
-    if (this.unavailable) hint += ` The pretrained model is unavailable: ${this.unavailable}`;
-    const broken = [...(this.models?.values() ?? [])].filter((m) => m.status === "unavailable");
-    if (broken.length) hint += ` Unavailable: ${broken.map((m) => `${m.name} — ${m.reason ?? "no reason given"}`).join("; ")}.`;
+    if (model.status === "unavailable") hint = `${model.name} is unavailable: ${model.reason ?? "no reason given"}`;
     this.part("model-hint").textContent = hint;
+    this.showUnavailable();
     this.part("text-hint").textContent = textHint(model) ?? this.textHint;
+  }
+
+  /** The models that cannot be served and why, folded under "N models unavailable". */
+  showUnavailable() {
+    const broken = [...(this.models?.values() ?? [])].filter((m) => m.status === "unavailable");
+    const reasons = broken.map((m) => [m.name, m.reason ?? "no reason given"]);
+    if (this.unavailable) reasons.unshift(["the pretrained model", this.unavailable]);
+    const fold = this.part("models-unavailable");
+    fold.hidden = reasons.length === 0;
+    fold.querySelector("summary").textContent = `${counted(reasons.length, "model")} unavailable`;
+    const items = reasons.map(([name, reason]) => {
+      const item = document.createElement("li");
+      item.append(Object.assign(document.createElement("strong"), { textContent: name }), `: ${reason}`);
+      return item;
+    });
+    fold.querySelector("ul").replaceChildren(...items);
   }
 
   /** Call `compute` on submit and on Enter in any field; keep the API key for this tab. */

@@ -400,6 +400,7 @@ def test_an_unavailable_pretrained_model_is_listed_disabled_with_the_reason(
     expect(option).to_be_disabled()
     expect(option).to_contain_text("unavailable")
     expect(page.locator("#model")).to_have_value("random")
-    expect(page.locator("#model-hint")).to_contain_text(reason)
+    expect(page.locator("#models-unavailable summary")).to_have_text("1 model unavailable")
+    expect(page.locator("#models-unavailable")).to_contain_text(reason)
     open_settings(page)  # folded after the first result
     expect(page.locator("#heads-config")).to_be_visible()

@@ -2,6 +2,7 @@
 // fills the model selector from GET /models and keeps the API key for the tab.
 
 import { FORM_FIELDS } from "./api.js";
+import { TextLength } from "./text-length.js";
 
 const KEY_STORAGE = "attention-explorer.api-key";
 const RANDOM = "random";
@@ -69,6 +70,7 @@ export class ConfigForm {
     this.models = null; // name -> entry of GET /models, once it answered
     this.unavailable = null; // why GET /models has no pretrained model
     this.textHint = this.part("text-hint").textContent;
+    this.length = new TextLength(form, () => this.chosenModel());
   }
 
   part(id) {
@@ -95,7 +97,10 @@ export class ConfigForm {
     const text = this.part("text").value.trim();
     if (!text) errors.push({ field: "text", message: "Type a sentence first." });
     const model = this.chosenModel();
-    if (runsAFolder(model)) return { body: requestBody(model, text, null), errors };
+    if (runsAFolder(model)) {
+      const body = requestBody(model, text, null);
+      return { body: this.length.wantsCut() ? { ...body, truncate: true } : body, errors };
+    }
     const { config, errors: configErrors } = this.readConfig();
     return { body: requestBody(model, text, config), errors: [...errors, ...configErrors] };
   }
@@ -215,6 +220,7 @@ export class ConfigForm {
     this.part("model-hint").textContent = hint;
     this.showUnavailable();
     this.part("text-hint").textContent = textHint(model) ?? this.textHint;
+    this.length.update();
   }
 
   /** The models that cannot be served and why, folded under "N models unavailable". */

@@ -243,19 +243,40 @@ def test_256_wordpieces_on_the_pretrained_model_draw_every_head_and_exact_weight
     assert close_to(number_at_end(tooltip_text(page)), exact["attention"][0][0][0][3])
 
 
-def test_a_text_too_long_for_the_model_is_offered_the_cut_and_says_what_was_cut(
+def test_a_text_too_long_for_the_model_is_cut_as_the_note_under_it_says(
     slow_page: Page, live_server: RunningServer, pretrained: dict[str, Any]
 ) -> None:
-    page = slow_page
+    """400 words: the page warns before sending and, with its box checked, asks for the cut."""
+    page, limit = slow_page, pretrained["max_tokens"]
     open_explorer(page, live_server.base_url)
     choose_model(page, pretrained["name"])
-    assert submit(page, sentence_words(400)) == "error"
-    offer = page.locator("#truncate-submit")
-    expect(offer).to_have_text(f"Cut to {pretrained['max_tokens']} tokens and compute")
+    page.fill("#text", sentence_words(400))
+    expect(page.locator("#text-length")).to_contain_text(f"more than the {limit} the model reads")
+    expect(page.locator("#truncate-label")).to_have_text(f"Cut it to the first {limit} tokens")
+    with page.expect_request("**/attention") as sent:
+        assert submit(page) == "ready"
+    assert sent.value.post_data_json["truncate"] is True
+    expect(page.locator("#truncation")).to_contain_text(f"cut to {limit} of its 402 tokens")
 
+
+def test_wordpieces_past_the_length_are_offered_the_cut_as_a_choice(
+    slow_page: Page, live_server: RunningServer, pretrained: dict[str, Any]
+) -> None:
+    """Fewer words than the model's length, more WordPieces: the page cannot tell before sending,
+    so the refusal comes, as an offer to cut and not as a red error."""
+    page, limit = slow_page, pretrained["max_tokens"]
+    open_explorer(page, live_server.base_url)
+    choose_model(page, pretrained["name"])
+    text = " ".join(["antidisestablishmentarianism"] * (limit // 3))
+    page.fill("#text", text)
+    expect(page.locator("#text-length")).to_be_hidden()
+    assert submit(page) == "error"
+    expect(page.locator("#text-error")).to_be_hidden()
+    expect(page.locator("#status")).not_to_contain_text("Error")
+    offer = page.locator("#truncate-submit")
+    expect(offer).to_have_text(f"Cut to {limit} tokens and compute")
+    assert_accessible(page, "the offer to cut a text of many WordPieces")
     before = generation(page)
     offer.click()
     assert wait_settled(page, before) == "ready"
-    expect(page.locator("#truncation")).to_contain_text(
-        f"cut to {pretrained['max_tokens']} of its 402 tokens"
-    )
+    expect(page.locator("#truncation")).to_contain_text(f"cut to {limit} of its")

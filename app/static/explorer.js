@@ -21,6 +21,7 @@ import { Tabs } from "./tabs.js";
 import { SEED_SENTENCE, Tour } from "./tour.js";
 import { modelInUrl, restoreForm, saveUrl, viewInUrl } from "./url-state.js";
 import { headType } from "./head-types.js";
+import { loadLimits } from "./limits.js";
 import { createState, currentResult, currentView, isPretrained, layerCount, showingPretrained, stepHeadCount } from "./view-model.js";
 
 const $ = (id) => document.getElementById(id);
@@ -281,6 +282,7 @@ wireResultControls();
 let pendingView = restoreForm($("config-form")) || window.location.search ? viewInUrl() : null;
 async function start() {
   getSteps(form.apiKey()).then((registry) => steps.strip.setRegistry(registry));
+  loadLimits(form.apiKey());
   const named = modelInUrl();
   const models = computation.loadModels();
   if (named && named !== "random") {

@@ -118,6 +118,8 @@ export class ConfigForm {
         config[field] = null;
       } else {
         config[field] = Number(raw);
+        // the service's working limit, from GET /info (limits.js)
+        if (input.max && config[field] > Number(input.max)) errors.push({ field, message: `At most ${Number(input.max).toLocaleString("en-US")} on this service.` });
       }
     }
     config.positional_encoding = this.part("positional_encoding").value;

@@ -22,6 +22,7 @@ import { Tabs } from "./tabs.js";
 import { SEED_SENTENCE, Tour } from "./tour.js";
 import { modelInUrl, restoreForm, saveUrl, viewInUrl } from "./url-state.js";
 import { headType } from "./head-types.js";
+import { loadLimits } from "./limits.js";
 import { createState, currentResult, currentView, isPretrained, layerCount, showingPretrained, stepHeadCount } from "./view-model.js";
 
 const $ = (id) => document.getElementById(id);
@@ -154,6 +155,8 @@ function prepareLayerBar(result) {
   const toggle = $("word-level");
   const hasWords = Array.isArray(result.analysis?.words);
   toggle.disabled = !hasWords;
+  // a decoder has no words (the encoder's analysis): the box is not offered at all
+  toggle.closest("label").hidden = form.modelEntry(state.body.model)?.kind === "decoder";
   if (!hasWords) toggle.checked = false;
   state.words = toggle.checked;
 }
@@ -283,6 +286,7 @@ wireResultControls();
 let pendingView = restoreForm($("config-form")) || window.location.search ? viewInUrl() : null;
 async function start() {
   getSteps(form.apiKey()).then((registry) => steps.strip.setRegistry(registry));
+  loadLimits(form.apiKey());
   const named = modelInUrl();
   const models = computation.loadModels();
   if (named && named !== "random") {

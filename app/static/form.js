@@ -2,6 +2,7 @@
 // fills the model selector from GET /models and keeps the API key for the tab.
 
 import { FORM_FIELDS } from "./api.js";
+import { TextLength } from "./text-length.js";
 
 const KEY_STORAGE = "attention-explorer.api-key";
 const RANDOM = "random";
@@ -14,10 +15,13 @@ const PRETRAINED_HINT =
 const DECODER_HINT =
   "A decoder language model from a folder of the service: causal attention, layer by layer, and text generated token by token (the Generate tab).";
 
+/** "1 layer", "2 layers". */
+export const counted = (n, noun) => `${n ?? "?"} ${noun}${n === 1 ? "" : "s"}`;
+
 /** What the selector says of a model of GET /models: its family, or why it cannot be used. */
 export function modelLabel(model) {
   if (model.status === "unavailable") return `${model.name} (unavailable: ${model.reason ?? "no reason given"})`;
-  if (model.kind === "decoder") return `${model.name} (${model.architecture ?? "decoder"} decoder, ${model.layers} layers)`;
+  if (model.kind === "decoder") return `${model.name} (${model.architecture ?? "decoder"} decoder, ${counted(model.layers, "layer")})`;
   return `${model.name} (${model.kind === "pretrained" ? "pretrained" : "seeded, one layer"})`;
 }
 
@@ -29,7 +33,7 @@ const runsAFolder = (model) => model.kind !== "seeded";
 function fixedConfiguration(model) {
   const known = (value) => value ?? "?";
   const kv = model.kv_heads && model.kv_heads !== model.heads ? ` on ${model.kv_heads} K/V heads` : "";
-  const sizes = `${known(model.layers)} layers × ${known(model.heads)} heads${kv}, d_model ${known(model.d_model)} (${known(model.head_dim)} per head)`;
+  const sizes = `${counted(model.layers, "layer")} × ${counted(model.heads, "head")}${kv}, d_model ${known(model.d_model)} (${known(model.head_dim)} per head)`;
   const rest =
     model.kind === "decoder"
       ? `${known(model.architecture)}, causal, at most ${known(model.max_positions)} positions`
@@ -66,6 +70,7 @@ export class ConfigForm {
     this.models = null; // name -> entry of GET /models, once it answered
     this.unavailable = null; // why GET /models has no pretrained model
     this.textHint = this.part("text-hint").textContent;
+    this.length = new TextLength(form, () => this.chosenModel());
   }
 
   part(id) {
@@ -92,7 +97,10 @@ export class ConfigForm {
     const text = this.part("text").value.trim();
     if (!text) errors.push({ field: "text", message: "Type a sentence first." });
     const model = this.chosenModel();
-    if (runsAFolder(model)) return { body: requestBody(model, text, null), errors };
+    if (runsAFolder(model)) {
+      const body = requestBody(model, text, null);
+      return { body: this.length.wantsCut() ? { ...body, truncate: true } : body, errors };
+    }
     const { config, errors: configErrors } = this.readConfig();
     return { body: requestBody(model, text, config), errors: [...errors, ...configErrors] };
   }
@@ -110,6 +118,8 @@ export class ConfigForm {
         config[field] = null;
       } else {
         config[field] = Number(raw);
+        // the service's working limit, from GET /info (limits.js)
+        if (input.max && config[field] > Number(input.max)) errors.push({ field, message: `At most ${Number(input.max).toLocaleString("en-US")} on this service.` });
       }
     }
     config.positional_encoding = this.part("positional_encoding").value;
@@ -208,11 +218,27 @@ export class ConfigForm {
     note.hidden = !pretrained;
     note.textContent = pretrained ? fixedConfiguration(model) : "";
     let hint = model.kind === "decoder" ? DECODER_HINT : pretrained ? PRETRAINED_HINT : RANDOM_HINT;
-    if (this.unavailable) hint += ` The pretrained model is unavailable: ${this.unavailable}`;
-    const broken = [...(this.models?.values() ?? [])].filter((m) => m.status === "unavailable");
-    if (broken.length) hint += ` Unavailable: ${broken.map((m) => `${m.name} — ${m.reason ?? "no reason given"}`).join("; ")}.`;
+    if (model.status === "unavailable") hint = `${model.name} is unavailable: ${model.reason ?? "no reason given"}`;
     this.part("model-hint").textContent = hint;
+    this.showUnavailable();
     this.part("text-hint").textContent = textHint(model) ?? this.textHint;
+    this.length.update();
+  }
+
+  /** The models that cannot be served and why, folded under "N models unavailable". */
+  showUnavailable() {
+    const broken = [...(this.models?.values() ?? [])].filter((m) => m.status === "unavailable");
+    const reasons = broken.map((m) => [m.name, m.reason ?? "no reason given"]);
+    if (this.unavailable) reasons.unshift(["the pretrained model", this.unavailable]);
+    const fold = this.part("models-unavailable");
+    fold.hidden = reasons.length === 0;
+    fold.querySelector("summary").textContent = `${counted(reasons.length, "model")} unavailable`;
+    const items = reasons.map(([name, reason]) => {
+      const item = document.createElement("li");
+      item.append(Object.assign(document.createElement("strong"), { textContent: name }), `: ${reason}`);
+      return item;
+    });
+    fold.querySelector("ul").replaceChildren(...items);
   }
 
   /** Call `compute` on submit and on Enter in any field; keep the API key for this tab. */

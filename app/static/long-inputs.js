@@ -7,6 +7,9 @@ export const TABLE_MAX = 32;
 /** Past this many tokens the first request asks for a pooled overview instead of every weight. */
 export const OVERVIEW_FROM = 128;
 
+/** A long input's steps are offered for its first this many tokens (cut-steps.js). */
+export const STEPS_TOKENS = 128;
+
 /** The overview's blocks per side (output.pool). */
 export const POOL_CELLS = 64;
 

@@ -81,6 +81,8 @@ export class GeneratePanel {
         if (required) errors.push([input, `${input.labels[0].textContent}: required.`]);
         generate[field] = null;
       } else generate[field] = parse(raw);
+      // a bound of GET /info's limits (limits.js): said before sending
+      if (input.max && generate[field] > Number(input.max)) errors.push([input, `${input.labels[0].textContent}: at most ${input.max} on this service.`]);
     }
     return { generate, errors };
   }

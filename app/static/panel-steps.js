@@ -1,8 +1,11 @@
 // The Steps panel: the pipeline of the random model's response, or the attention block of the
 // chosen layer of a pretrained model, whose steps are asked for when the panel is shown.
-// `#steps`' data-state says where it stands: idle (waits to be shown), loading, ready, error.
+// `#steps`' data-state says where it stands: idle (waits to be shown), offered (a long input on the
+// random model: its steps wait for a click, cut-steps.js), loading, ready, error.
 
+import { CutSteps, cutNote, lacksSteps, offer } from "./cut-steps.js";
 import { fillHeadSelect, note, part } from "./dom.js";
+import { STEPS_TOKENS } from "./long-inputs.js";
 import { PipelineStrip } from "./pipeline-strip.js";
 import { renderSteps } from "./steps.js";
 
@@ -27,6 +30,7 @@ export class StepsPanel {
     this.layerNote = part(container, "layer-note");
     this.steps = part(container, "steps");
     this.loader = loader;
+    this.cut = new CutSteps(() => loader.apiKey());
     this.view = null;
     this.select.addEventListener("change", () => {
       this.draw();
@@ -48,7 +52,9 @@ export class StepsPanel {
    */
   show(view, head = 0) {
     this.view = view;
-    fillHeadSelect(this.select, view.heads, { average: false });
+    if (!view.pretrained) this.cut.follow(view.request);
+    // an overview carries no per-head weights to count: the configuration says how many heads
+    fillHeadSelect(this.select, view.heads || view.config.num_heads || 0, { average: false });
     if (this.select.querySelector(`option[value="${head}"]`)) this.select.value = String(head);
     this.draw();
   }
@@ -69,6 +75,7 @@ export class StepsPanel {
     const view = this.view;
     if (!view) return;
     const head = Number(this.select.value || 0);
+    if (!view.pretrained && lacksSteps(view.result)) return this.drawCut(head);
     if (!view.pretrained) {
       this.layerNote.hidden = true;
       this.setState("ready");
@@ -97,14 +104,48 @@ export class StepsPanel {
     });
   }
 
-  /** The strip and the followed query of `steps` (null until a pretrained layer's arrive). */
-  drawStrip(steps, head) {
+  /** A long input on the random model: the offer of its cut steps, or the cut steps. */
+  drawCut(head) {
+    const { result, config } = this.view;
+    const cut = this.cut.steps;
+    if (!cut) {
+      this.layerNote.hidden = true;
+      this.drawStrip(null, head, `A long input is computed without its steps: the Steps tab offers to compute them for its first ${Math.min(result.tokens.length, STEPS_TOKENS)} tokens.`);
+      if (this.cut.loading) return;
+      this.setState("offered");
+      this.steps.replaceChildren(offer(result.tokens.length, () => this.fetchCut()));
+      return;
+    }
+    this.layerNote.hidden = false;
+    this.layerNote.textContent = cutNote(cut);
+    this.setState("ready");
+    renderSteps(this.steps, { result: { tokens: cut.tokens, steps: cut.steps }, config, head, shareScores: this.shareScores.checked });
+    this.drawStrip(cut.steps, head, undefined, cut.tokens);
+  }
+
+  async fetchCut() {
+    this.setState("loading");
+    this.steps.replaceChildren(note("Computing the steps of the first tokens…"));
+    const outcome = await this.cut.load(this.view.result.tokens);
+    if (!outcome) return; // superseded by a newer result
+    if (outcome.ok) return this.draw();
+    this.setState("error");
+    this.steps.replaceChildren(note(`The steps could not be computed: ${outcome.message}`), offer(this.view.result.tokens.length, () => this.fetchCut()));
+  }
+
+  /**
+   * The strip and the followed query of `steps` (null until a pretrained layer's arrive, or a
+   * long input's cut steps); `missing`: what the strip says while there are none; `tokens`: the
+   * cut steps' tokens.
+   */
+  drawStrip(steps, head, missing, tokens) {
     const { result, config } = this.view;
     const heads = config.num_heads ?? this.view.heads;
     const kvCount = steps?.k?.length ?? config.num_kv_heads ?? heads;
     const kvHead = Math.floor((head * kvCount) / heads);
     const { request, layer } = this.view;
-    this.strip.draw({ tokens: result.tokens, keyTokens: result.key_tokens, steps, head, kvHead, config, request, layer });
+    const keyTokens = tokens ? undefined : result.key_tokens;
+    this.strip.draw({ tokens: tokens ?? result.tokens, keyTokens, steps, head, kvHead, config, request, layer, missing });
   }
 
   async fetch({ position, layer }) {

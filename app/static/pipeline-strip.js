@@ -64,7 +64,7 @@ export class PipelineStrip {
   /**
    * data: {tokens, keyTokens, steps (one sequence, no batch axis), head, kvHead, config (the
    * answer's), request (the page's, whose weights are offered), layer (a pretrained model's, or
-   * undefined)}; steps may be missing (a pretrained model's come with the Steps tab): the strip
+   * undefined), missing (what to say while there are no steps)}; steps may be missing (a pretrained model's come with the Steps tab): the strip
    * then shows shape names only.
    */
   draw(data) {
@@ -123,9 +123,10 @@ export class PipelineStrip {
 
   /** The chosen query through the chosen head, number by number. */
   drawTrace() {
-    const { steps, tokens, keyTokens, head, kvHead } = this.data;
+    const { steps, tokens, keyTokens, head, kvHead, missing } = this.data;
     if (!steps?.q) {
-      this.trace.replaceChildren(el("p", { class: "note", text: "The numbers of one query appear here once the steps are computed (the Steps tab)." }));
+      const why = missing ?? "The numbers of one query appear here once the steps of this layer are computed: the Steps tab asks for them when it is opened.";
+      this.trace.replaceChildren(el("p", { class: "note", text: why }));
       return;
     }
     const i = Number(this.query.value);

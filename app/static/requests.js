@@ -116,9 +116,9 @@ export class Computation {
   failed(outcome, userInitiated) {
     if (this.drawing) this.arriving.abandon(); // a stream broke off: its layers are not a result
     this.drawing = false;
-    this.form.showErrors(outcome.fieldErrors, outcome.message, { focus: userInitiated });
-    this.truncation?.offerAfter(outcome);
-    setStatus(outcome.status ? `Error ${outcome.status}.` : "Network error.");
+    const offered = this.truncation?.offerAfter(outcome); // a text too long: a choice, not an error
+    if (!offered) this.form.showErrors(outcome.fieldErrors, outcome.message, { focus: userInitiated });
+    setStatus(offered ? "Not computed: the text is longer than the model reads." : outcome.status ? `Error ${outcome.status}.` : "Network error.");
     this.parts.staleNote.hidden = !this.state.data;
     if (!this.state.data) this.parts.summary.textContent = "No result yet: see the message above.";
     this.finish("error");

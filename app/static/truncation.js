@@ -1,5 +1,6 @@
 // A text too long for a pretrained model: the API refuses it (422) unless the request asks for
-// `truncate`. The page offers the cut after the refusal, and says what was cut after the answer.
+// `truncate`. The page offers the cut before sending (text-length.js) and after a refusal, and says
+// what was cut after the answer.
 
 import { el } from "./dom.js";
 
@@ -17,10 +18,17 @@ export class TruncationOffer {
     this.element.hidden = children.length === 0;
   }
 
-  /** A failed request: offer the cut when the text was refused for its length alone. */
+  /**
+   * A failed request: offer the cut, as a choice, when the text was refused for its length alone
+   * (its WordPieces outnumber its words: the note under the text could not tell). Returns whether
+   * it offered.
+   */
   offerAfter(outcome) {
     const refusal = outcome.fieldErrors?.find((error) => error.field === "text" && TOO_LONG.test(error.message));
-    if (!refusal) return this.show();
+    if (!refusal || outcome.fieldErrors.length > 1) {
+      this.show();
+      return false;
+    }
     const limit = Number(TOO_LONG.exec(refusal.message)[1]);
     const button = el("button", {
       type: "button",
@@ -29,7 +37,9 @@ export class TruncationOffer {
       text: `Cut to ${limit} tokens and compute`,
     });
     button.addEventListener("click", () => this.cut());
-    this.show(el("span", { text: `The model reads at most ${limit} tokens. ` }), button);
+    const why = `Split into WordPieces, this text is longer than the ${limit} tokens the model reads. Compute its first ${limit} tokens, or shorten the text.`;
+    this.show(el("span", { class: "truncation-offer", text: why }), button);
+    return true;
   }
 
   /** An answer: say what was cut from its first sequence, if anything. */

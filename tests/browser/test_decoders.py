@@ -104,11 +104,44 @@ def test_the_selector_lists_every_model_with_its_architecture_and_why_one_is_una
         if entry.get("status") == "unavailable":
             assert option.is_disabled()
             assert entry["reason"] in text
-            assert entry["reason"] in page.inner_text("#model-hint")
         elif entry["kind"] == "decoder":
             assert not option.is_disabled()
             assert f"{entry['architecture']} decoder, {entry['layers']} layers" in text
+    # the reasons are folded under one line, not spelled out in the chosen model's hint
+    broken = [m for m in listed if m.get("status") == "unavailable"]
+    assert broken, "the fixture has a broken folder"
+    fold = page.locator("#models-unavailable")
+    expect(fold.locator("summary")).to_have_text(
+        f"{len(broken)} model{'' if len(broken) == 1 else 's'} unavailable"
+    )
+    for entry in broken:
+        assert entry["reason"] not in page.inner_text("#model-hint")
+    fold.locator("summary").click()
+    for entry in broken:
+        expect(fold).to_contain_text(entry["reason"])
     assert_accessible(page, "the model selector listing decoders")
+
+
+def test_a_decoder_has_its_facts_in_the_hint_no_whole_words_and_one_layer_in_the_singular(
+    page: Page, decoder_server: RunningServer
+) -> None:
+    """The tester's defects: a 15-line hint of every broken folder, the disabled whole-words box
+    shown for a decoder, "1 layers"."""
+    listed = models_of(decoder_server.base_url)
+    one_layer = [{**m, "layers": 1} if m["name"] == "tiny-mistral" else m for m in listed]
+    page.route("**/models", lambda route: route.fulfill(json={"models": one_layer}))
+    show_decoder(page, decoder_server.base_url, "tiny-llama")
+    open_settings(page)
+    expect(page.locator("#model option[value='tiny-mistral']")).to_contain_text("decoder, 1 layer)")
+    hint = page.inner_text("#model-hint")
+    assert "decoder" in hint
+    for entry in listed:
+        if entry.get("reason"):
+            assert entry["reason"] not in hint
+    expect(page.locator("#models-unavailable")).to_be_visible()
+    expect(page.locator("#layer-bar")).to_be_visible()
+    expect(page.locator("#word-toggle")).to_be_hidden()
+    assert_accessible(page, "a decoder with its hint and no whole-words box")
 
 
 def test_a_decoder_prompt_is_drawn_causally_with_the_api_weights(

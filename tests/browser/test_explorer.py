@@ -259,7 +259,7 @@ def test_the_form_can_be_used_with_the_keyboard_alone(
     expect(page.locator("#submit")).to_be_focused()
     # the head configuration folded after the first result: Enter on its summary unfolds it
     page.keyboard.press("Tab")
-    expect(page.locator("#form-more summary")).to_be_focused()
+    expect(page.locator("#form-more > summary")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#form-more")).to_have_attribute("open", "")
     page.keyboard.press("Tab")

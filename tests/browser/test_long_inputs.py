@@ -171,6 +171,40 @@ def test_a_long_input_connects_each_query_to_its_strongest_keys(
     expect(page.locator("#connections button.conn-query")).to_have_count(300)
 
 
+def test_a_long_input_offers_the_steps_of_its_first_128_tokens_and_draws_them(
+    slow_page: Page, live_server: RunningServer
+) -> None:
+    """Past 128 tokens the answer has no steps: the Steps tab says why and computes them for the
+    first 128 tokens on request (the API's `queries` does not shape the steps)."""
+    page, base = slow_page, live_server.base_url
+    open_explorer(page, base)
+    body = sent_body(page, long_text(200), **SMALL)
+    page.click("#tab-steps")
+    steps = page.locator("#steps")
+    expect(steps).to_have_attribute("data-state", "offered")
+    expect(steps).to_contain_text("200 tokens")
+    expect(page.locator("#trace")).to_contain_text("computed without its steps")
+    expect(page.locator("#step-head option")).to_have_count(SMALL["num_heads"])
+
+    with page.expect_request("**/attention") as sent:
+        page.click("#compute-cut-steps")
+    cut = sent.value.post_data_json
+    assert cut["sequences"] == [[f"w{i}" for i in range(OVERVIEW_FROM)]]
+    assert cut["output"]["steps"] == "all"
+    expect(steps).to_have_attribute("data-state", "ready")
+    expect(page.locator("#steps-layer")).to_contain_text("first 128 of the 200 tokens")
+    expect(page.locator("#steps .shape", has_text="not returned")).to_have_count(0)
+    expect(page.locator("#trace-query option")).to_have_count(OVERVIEW_FROM)
+
+    truth = post(base, {**body, "text": long_text(OVERVIEW_FROM), "output": cut["output"]})
+    weights = page.locator("#trace tr[data-step=attention] td[data-value]")
+    expect(weights).to_have_count(OVERVIEW_FROM)
+    for key in (0, 5, 127):
+        shown = float(weights.nth(key).get_attribute("data-value") or "nan")
+        assert close_to(shown, truth["steps"]["attention"][0][0][key]), key
+    assert_accessible(page, "the cut steps of a 200-token input")
+
+
 # -- the pretrained model --------------------------------------------------------------------------
 
 
@@ -209,19 +243,40 @@ def test_256_wordpieces_on_the_pretrained_model_draw_every_head_and_exact_weight
     assert close_to(number_at_end(tooltip_text(page)), exact["attention"][0][0][0][3])
 
 
-def test_a_text_too_long_for_the_model_is_offered_the_cut_and_says_what_was_cut(
+def test_a_text_too_long_for_the_model_is_cut_as_the_note_under_it_says(
     slow_page: Page, live_server: RunningServer, pretrained: dict[str, Any]
 ) -> None:
-    page = slow_page
+    """400 words: the page warns before sending and, with its box checked, asks for the cut."""
+    page, limit = slow_page, pretrained["max_tokens"]
     open_explorer(page, live_server.base_url)
     choose_model(page, pretrained["name"])
-    assert submit(page, sentence_words(400)) == "error"
-    offer = page.locator("#truncate-submit")
-    expect(offer).to_have_text(f"Cut to {pretrained['max_tokens']} tokens and compute")
+    page.fill("#text", sentence_words(400))
+    expect(page.locator("#text-length")).to_contain_text(f"more than the {limit} the model reads")
+    expect(page.locator("#truncate-label")).to_have_text(f"Cut it to the first {limit} tokens")
+    with page.expect_request("**/attention") as sent:
+        assert submit(page) == "ready"
+    assert sent.value.post_data_json["truncate"] is True
+    expect(page.locator("#truncation")).to_contain_text(f"cut to {limit} of its 402 tokens")
 
+
+def test_wordpieces_past_the_length_are_offered_the_cut_as_a_choice(
+    slow_page: Page, live_server: RunningServer, pretrained: dict[str, Any]
+) -> None:
+    """Fewer words than the model's length, more WordPieces: the page cannot tell before sending,
+    so the refusal comes, as an offer to cut and not as a red error."""
+    page, limit = slow_page, pretrained["max_tokens"]
+    open_explorer(page, live_server.base_url)
+    choose_model(page, pretrained["name"])
+    text = " ".join(["antidisestablishmentarianism"] * (limit // 3))
+    page.fill("#text", text)
+    expect(page.locator("#text-length")).to_be_hidden()
+    assert submit(page) == "error"
+    expect(page.locator("#text-error")).to_be_hidden()
+    expect(page.locator("#status")).not_to_contain_text("Error")
+    offer = page.locator("#truncate-submit")
+    expect(offer).to_have_text(f"Cut to {limit} tokens and compute")
+    assert_accessible(page, "the offer to cut a text of many WordPieces")
     before = generation(page)
     offer.click()
     assert wait_settled(page, before) == "ready"
-    expect(page.locator("#truncation")).to_contain_text(
-        f"cut to {pretrained['max_tokens']} of its 402 tokens"
-    )
+    expect(page.locator("#truncation")).to_contain_text(f"cut to {limit} of its")

@@ -370,16 +370,26 @@ def test_the_model_view_fits_a_390_pixel_screen(
         context.close()
 
 
-def test_a_sentence_too_long_for_the_model_gets_its_message_beside_the_text(
+def test_a_sentence_too_long_for_the_model_is_said_before_it_is_sent(
     page: Page, live_server: RunningServer, model: dict[str, Any]
 ) -> None:
+    """The page knows max_tokens from GET /models: the note and its "cut" box come before any
+    request; with the box cleared, the refusal is a choice to cut, not a red error."""
     open_explorer(page, live_server.base_url)
     choose_model(page, model["name"])
-    assert submit(page, " ".join(["word"] * (model["max_tokens"] + 1))) == "error"
-    error = page.locator("#text-error")
-    expect(error).to_be_visible()
-    expect(error).to_contain_text(f"this model takes at most {model['max_tokens']}")
-    expect(page.locator("#text")).to_have_attribute("aria-invalid", "true")
+    limit = model["max_tokens"]
+    page.fill("#text", " ".join(["word"] * (limit + 1)))
+    note = page.locator("#text-length")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text(f"more than the {limit} the model reads")
+    expect(page.locator("#truncate-text")).to_be_checked()
+    page.uncheck("#truncate-text")
+    assert submit(page) == "error"
+    expect(page.locator("#text-error")).to_be_hidden()
+    expect(page.locator("#form-error")).to_be_hidden()
+    expect(page.locator("#status")).not_to_contain_text("Error")
+    expect(page.locator("#truncate-submit")).to_have_text(f"Cut to {limit} tokens and compute")
+    expect(page.locator("#truncation")).to_contain_text("longer than")
     expect(page.locator("#stale-note")).to_be_visible()  # the random result stays
 
 
@@ -400,6 +410,7 @@ def test_an_unavailable_pretrained_model_is_listed_disabled_with_the_reason(
     expect(option).to_be_disabled()
     expect(option).to_contain_text("unavailable")
     expect(page.locator("#model")).to_have_value("random")
-    expect(page.locator("#model-hint")).to_contain_text(reason)
+    expect(page.locator("#models-unavailable summary")).to_have_text("1 model unavailable")
+    expect(page.locator("#models-unavailable")).to_contain_text(reason)
     open_settings(page)  # folded after the first result
     expect(page.locator("#heads-config")).to_be_visible()

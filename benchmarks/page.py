@@ -16,6 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,34 +102,29 @@ def one_run(page: Page, base_url: str, case: Case) -> dict[str, float]:
     }
 
 
-def measure(base_url: str, runs: int) -> list[str]:
-    rows = [
-        "| case | answer (was: dense) | submit → overview drawn | elements | head click → exact "
-        "64 × 64 drawn | window answer |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+Run = Callable[[Page, str, Any], dict[str, float]]
+
+
+def runs_per_case(base_url: str, cases: Sequence[Any], runs: int, one_run: Run) -> Iterator[
+    tuple[Any, list[dict[str, float]]]
+]:  # fmt: skip
+    """Each case with its `runs` measurements, each run on a fresh page of one Chromium."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        for case in CASES:
+        for case in cases:
             results = []
             for _ in range(runs):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.set_default_timeout(120_000)
                 results.append(one_run(page, base_url, case))
                 page.close()
-            median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-            rows.append(
-                f"| {case.name} | {median['answer_bytes'] / 1e3:.0f} kB "
-                f"(was {dense_bytes(base_url, case)}) | {median['overview_s'] * 1e3:.0f} ms | "
-                f"{median['elements']:.0f} | {median['window_s'] * 1e3:.0f} ms | "
-                f"{median['window_bytes'] / 1e3:.0f} kB |"
-            )
+            yield case, results
         browser.close()
-    return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def print_measured(description: str, measure: Callable[[str, int], list[str]]) -> None:
+    """The command line of a page benchmark: a server of its own, the table printed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=3, help="runs per case; the median is shown")
     args = parser.parse_args()
     with (
@@ -136,6 +132,27 @@ def main() -> None:
         running_server({}, Path(logs)) as server,
     ):
         print("\n".join(measure(server.base_url, args.runs)))
+
+
+def measure(base_url: str, runs: int) -> list[str]:
+    rows = [
+        "| case | answer (was: dense) | submit → overview drawn | elements | head click → exact "
+        "64 × 64 drawn | window answer |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for case, results in runs_per_case(base_url, CASES, runs, one_run):
+        median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+        rows.append(
+            f"| {case.name} | {median['answer_bytes'] / 1e3:.0f} kB "
+            f"(was {dense_bytes(base_url, case)}) | {median['overview_s'] * 1e3:.0f} ms | "
+            f"{median['elements']:.0f} | {median['window_s'] * 1e3:.0f} ms | "
+            f"{median['window_bytes'] / 1e3:.0f} kB |"
+        )
+    return rows
+
+
+def main() -> None:
+    print_measured(__doc__.splitlines()[0], measure)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,12 @@ docs/explorer.md with the machine.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import tempfile
-from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from benchmarks.page import PRETRAINED, Case, words
-from benchmarks.server import running_server
+from benchmarks.page import PRETRAINED, Case, print_measured, runs_per_case, words
 from tests.browser.explorer_page import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DEFAULT_TEXT,
     choose_model,
     fill_form,
@@ -82,32 +76,16 @@ def measure(base_url: str, runs: int) -> list[str]:
         "| case | Compute → first layer drawn | Compute → whole view |",
         "| --- | --- | --- |",
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        for case in CASES:
-            results = []
-            for _ in range(runs):
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.set_default_timeout(120_000)
-                results.append(one_run(page, base_url, case))
-                page.close()
-            first = statistics.median(r["first_ms"] for r in results)
-            ready = statistics.median(r["ready_ms"] for r in results)
-            tokens = results[0]["tokens"]
-            rows.append(f"| {case.name}, {tokens:.0f} tokens | {first:.0f} ms | {ready:.0f} ms |")
-        browser.close()
+    for case, results in runs_per_case(base_url, CASES, runs, one_run):
+        first = statistics.median(r["first_ms"] for r in results)
+        ready = statistics.median(r["ready_ms"] for r in results)
+        tokens = results[0]["tokens"]
+        rows.append(f"| {case.name}, {tokens:.0f} tokens | {first:.0f} ms | {ready:.0f} ms |")
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per case; the median is shown")
-    args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory() as logs,
-        running_server({}, Path(logs)) as server,
-    ):
-        print("\n".join(measure(server.base_url, args.runs)))
+    print_measured(__doc__.splitlines()[0], measure)
 
 
 if __name__ == "__main__":

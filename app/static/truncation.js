@@ -4,7 +4,7 @@
 
 import { el } from "./dom.js";
 
-const TOO_LONG = /more than (\d+) tokens.*ask for truncation/u;
+const TOO_LONG = /takes at most (\d+):.*ask for truncation/u; // the 422 of attention/bert/tokenizer.py
 
 export class TruncationOffer {
   /** `element`: where the offer and the note go; `cut()`: sends the text again with truncate. */

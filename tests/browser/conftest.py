@@ -11,7 +11,9 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import torch
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
@@ -128,3 +130,14 @@ def decoder_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
     env = {"ATTENTION_MODELS_DIR": str(models)}
     with running_server(env, log_dir=tmp_path_factory.mktemp("decoder-server")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def model(live_server: RunningServer) -> dict[str, Any]:
+    """The first pretrained entry of GET /models; the module is skipped when there is none."""
+    listing = httpx.get(f"{live_server.base_url}/models", timeout=30).json()
+    for entry in listing["models"]:
+        if entry["kind"] == "pretrained":
+            found: dict[str, Any] = entry
+            return found
+    pytest.skip(f"GET /models lists no pretrained model: {listing.get('unavailable')}")

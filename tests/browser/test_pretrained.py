@@ -46,17 +46,6 @@ def post(base_url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def model(live_server: RunningServer) -> dict[str, Any]:
-    """The first pretrained entry of GET /models; the module is skipped when there is none."""
-    listing = httpx.get(f"{live_server.base_url}/models", timeout=30).json()
-    for entry in listing["models"]:
-        if entry["kind"] == "pretrained":
-            found: dict[str, Any] = entry
-            return found
-    pytest.skip(f"GET /models lists no pretrained model: {listing.get('unavailable')}")
-
-
-@pytest.fixture(scope="module")
 def default_result(live_server: RunningServer, model: dict[str, Any]) -> dict[str, Any]:
     """The service's answer to the page's request for the default sentence, fetched once."""
     result: dict[str, Any] = post(live_server.base_url, pretrained_body(model["name"]))

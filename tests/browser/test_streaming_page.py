@@ -61,17 +61,6 @@ HELD_STREAM = """
 
 
 @pytest.fixture(scope="module")
-def model(live_server: RunningServer) -> dict[str, Any]:
-    """The first pretrained entry of GET /models; the module is skipped when there is none."""
-    listing = httpx.get(f"{live_server.base_url}/models", timeout=30).json()
-    for entry in listing["models"]:
-        if entry["kind"] == "pretrained":
-            found: dict[str, Any] = entry
-            return found
-    pytest.skip(f"GET /models lists no pretrained model: {listing.get('unavailable')}")
-
-
-@pytest.fixture(scope="module")
 def whole(live_server: RunningServer, model: dict[str, Any]) -> dict[str, Any]:
     """The non-streamed answer to the page's request for the default sentence."""
     response = httpx.post(

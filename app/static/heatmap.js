@@ -107,7 +107,8 @@ export function createHeatmap(opts) {
   const describe = opts.describe ?? defaultDescribe({ ...opts, rowAxis, colAxis });
   const total = values.length * (values[0]?.length ?? 0);
   const tokensByTokens = colAxis !== "dim" && !drawsAsTable(values.length, values[0]?.length ?? 0);
-  if (tokensByTokens || total > MAX_CELLS) return canvasOf({ ...opts, describe });
+  // an overview is always a canvas, however few its blocks: a block is chosen there (onChoose)
+  if (opts.kind === "overview" || tokensByTokens || total > MAX_CELLS) return canvasOf({ ...opts, describe });
   const groupStart = (j) => Boolean(groupSize) && j % groupSize === 0 && j > 0;
   const corner = el("td", {
     class: "corner",

@@ -10,8 +10,19 @@ export const OVERVIEW_FROM = 128;
 /** A long input's steps are offered for its first this many tokens (cut-steps.js). */
 export const STEPS_TOKENS = 128;
 
-/** The overview's blocks per side (output.pool). */
+/** The overview's blocks per side (output.pool), at most. */
 export const POOL_CELLS = 64;
+
+/**
+ * The overview's cells over all its maps (layers × heads × blocks²): its answer holds a max and
+ * a mean per cell, about 7 bytes each in JSON, beside the L × d_model output, so this keeps an
+ * overview under 2 MB whatever the model (MiniLM's 6 × 12 heads at 256 tokens: 28 × 28 blocks
+ * each, 1.5 MB with its output; the random model's few heads: 64 × 64).
+ */
+export const OVERVIEW_CELLS = 60_000;
+
+/** Blocks per side for an overview of `maps` maps. */
+export const poolFor = (maps) => Math.max(8, Math.min(POOL_CELLS, Math.floor(Math.sqrt(OVERVIEW_CELLS / Math.max(1, maps)))));
 
 /** The exact window opened on a head: this many query rows, drawn this many key columns wide. */
 export const WINDOW = 64;
@@ -39,11 +50,11 @@ export function countTokens(text) {
 export const wantsOverview = (body) => countTokens(body.text) > OVERVIEW_FROM;
 
 /**
- * `body` as the first request of a long input: the pooled overview of every head, the per-head
+ * `body` as the first request of a long input (`maps`: its layers × heads): the pooled overview of every head, the per-head
  * metrics, no steps and no word analysis (each of those is L × L or more per head).
  */
-export function overviewBody(body) {
-  const output = { ...body.output, pool: POOL_CELLS, steps: [], analysis: false };
+export function overviewBody(body, maps = 1) {
+  const output = { ...body.output, pool: poolFor(maps), steps: [], analysis: false };
   return { ...body, output };
 }
 

@@ -49,7 +49,7 @@ export class Computation {
   async compute({ userInitiated, truncate = false }) {
     const read = this.form.read();
     const errors = read.errors;
-    const shaped = wantsOverview(read.body) ? overviewBody(read.body) : read.body;
+    const shaped = wantsOverview(read.body) ? overviewBody(read.body, this.attentionMaps(read.body)) : read.body;
     const body = truncate ? { ...shaped, truncate: true } : shaped;
     this.form.clearErrors();
     if (errors.length) {
@@ -80,6 +80,13 @@ export class Computation {
    * Whether the answer is asked for layer by layer: an encoder's (several layers, and it
    * streams). The random model has one layer to wait for; a decoder does not stream (406).
    */
+  /** The attention maps of the answer to `body`: the chosen model's layers × heads (GET /models), or the random model's heads. */
+  attentionMaps(body) {
+    const model = this.form.chosenModel();
+    if (body.config) return body.config.num_heads ?? 4;
+    return (model?.layers ?? 1) * (model?.heads ?? 1);
+  }
+
   streams() {
     return this.arriving !== null && this.form.chosenModel().kind === "pretrained";
   }

@@ -26,6 +26,7 @@ from tests.browser.explorer_page import (
 from tests.support.server import RunningServer
 
 OVERVIEW_FROM = 128  # app/static/long-inputs.js: past this many tokens, a pooled overview
+OVERVIEW_CELLS = 60_000  # app/static/long-inputs.js: the overview's cells over all its maps
 SMALL = {"d_model": 16, "num_heads": 4}  # cheap: the test is about the page, not the model
 NUMBER_AT_END = r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)$"
 SLOW_MS = 60_000  # a loaded machine: the 2,048-token answer and its windows take seconds
@@ -209,13 +210,8 @@ def test_a_long_input_offers_the_steps_of_its_first_128_tokens_and_draws_them(
 
 
 @pytest.fixture(scope="module")
-def pretrained(live_server: RunningServer) -> dict[str, Any]:
-    listing = httpx.get(f"{live_server.base_url}/models", timeout=30).json()
-    for entry in listing["models"]:
-        if entry["kind"] == "pretrained":
-            found: dict[str, Any] = entry
-            return found
-    pytest.skip(f"GET /models lists no pretrained model: {listing.get('unavailable')}")
+def pretrained(model: dict[str, Any]) -> dict[str, Any]:
+    return model  # the first pretrained model of GET /models (conftest.py)
 
 
 def sentence_words(count: int) -> str:
@@ -230,6 +226,10 @@ def test_256_wordpieces_on_the_pretrained_model_draw_every_head_and_exact_weight
     open_explorer(page, base)
     choose_model(page, pretrained["name"])
     body = sent_body(page, sentence_words(254))
+    maps = pretrained["layers"] * pretrained["heads"]
+    assert maps * body["output"]["pool"] ** 2 <= OVERVIEW_CELLS
+    overview_answer = httpx.post(f"{base}/attention", json=body, timeout=60)
+    assert len(overview_answer.content) <= 2_000_000  # issue 14: an overview of every head, ≤ 2 MB
     page.click("#tab-heads")
 
     assert_every_head_draws(page, pretrained["heads"])

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
-from app.pipelines.encoder.registry import Pretrained
+from app.pipelines.encoder.registry import Pretrained, encoder_sizes
 from attention import AttentionError, ConfigError, InputError
 from attention import bert as encoders
 from attention import decoder as decoders
@@ -108,15 +108,8 @@ class EncoderFamily(Family):
     def describe(self, config: BertConfig, loaded: Pretrained | None) -> dict[str, Any]:
         """The bundled encoder's entry (app/pipelines/encoder/registry.py), and once loaded
         the sentence embedding's pooling; max_tokens is the positions' until then."""
-        described: dict[str, Any] = {
-            "layers": config.num_hidden_layers,
-            "heads": config.num_attention_heads,
-            "d_model": config.hidden_size,
-            "head_dim": config.head_dim,
-            "vocab_size": config.vocab_size,
-            "max_positions": config.max_position_embeddings,
-            "max_tokens": config.max_tokens if loaded is None else loaded.info.max_length,
-        }
+        max_tokens = config.max_tokens if loaded is None else loaded.info.max_length
+        described = encoder_sizes(config, max_tokens)
         if loaded is not None:
             pooling = loaded.info.pooling
             described["pooling"] = {"mode": pooling.mode, "normalize": pooling.normalize}

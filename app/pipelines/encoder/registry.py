@@ -19,6 +19,7 @@ import torch
 from attention import AttentionError, InputError
 from attention.bert import (
     DEFAULT_MAX_MODEL_BYTES,
+    BertConfig,
     BertInfo,
     BertModel,
     ModelSizeError,
@@ -144,13 +145,7 @@ class PretrainedRegistry:
             "name": self.name,
             "kind": "pretrained",
             "source": self.source,
-            "layers": config.num_hidden_layers,
-            "heads": config.num_attention_heads,
-            "d_model": config.hidden_size,
-            "head_dim": config.head_dim,
-            "vocab_size": config.vocab_size,
-            "max_positions": config.max_position_embeddings,
-            "max_tokens": info.max_length,
+            **encoder_sizes(config, info.max_length),
             "parameters": info.num_parameters,
             "parameter_bytes": parameter_bytes(config, torch.float32),
         }]  # fmt: skip
@@ -162,3 +157,16 @@ def folder_name(path: Path) -> str:
     ``os.path.abspath`` reads nothing from the disk, so an unreadable path still gets a name.
     """
     return Path(os.path.abspath(path)).name.lower() or "model"
+
+
+def encoder_sizes(config: BertConfig, max_tokens: int) -> dict[str, Any]:
+    """An encoder's sizes as GET /models lists them (this model and ATTENTION_MODELS_DIR's)."""
+    return {
+        "layers": config.num_hidden_layers,
+        "heads": config.num_attention_heads,
+        "d_model": config.hidden_size,
+        "head_dim": config.head_dim,
+        "vocab_size": config.vocab_size,
+        "max_positions": config.max_position_embeddings,
+        "max_tokens": max_tokens,
+    }

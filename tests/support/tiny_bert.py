@@ -156,3 +156,16 @@ def write_pooling(folder: Path, mode: str, *, normalize: bool = False) -> None:
     (folder / "1_Pooling").mkdir(exist_ok=True)
     pooling = {"word_embedding_dimension": CONFIG["hidden_size"], "pooling_mode": mode}
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+
+
+def save_random_transformers_model(folder: Path, model_class: Any, config: Any) -> Path:
+    """`model_class(config)` of transformers with weights drawn from N(0, 0.3) (seed 0), saved
+    with its own save_pretrained and the tiny WordPiece tokenizer: a reference for parity."""
+    torch.manual_seed(0)
+    model = model_class(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.3)
+    model.save_pretrained(str(folder))
+    write_tokenizer(folder / "tokenizer.json")
+    return folder

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from attention.bert import load_bert
-from tests.support.tiny_bert import VOCAB, write_tokenizer
+from tests.support.tiny_bert import VOCAB, save_random_transformers_model
 
 pytest.importorskip("transformers")
 TEXT = ["the man who swing the sword .", "the swords"]
@@ -22,15 +22,8 @@ def write_tiny_distilbert(folder: Path, *, with_head: bool) -> Path:
         vocab_size=len(VOCAB), dim=8, n_layers=2, n_heads=2, hidden_dim=16,
         max_position_embeddings=32, pad_token_id=0,
     )  # fmt: skip
-    torch.manual_seed(0)
     model_class = transformers.DistilBertForMaskedLM if with_head else transformers.DistilBertModel
-    model = model_class(config)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0, 0.3)
-    model.save_pretrained(str(folder))
-    write_tokenizer(folder / "tokenizer.json")
-    return folder
+    return save_random_transformers_model(folder, model_class, config)
 
 
 @pytest.mark.parametrize("with_head", [False, True])

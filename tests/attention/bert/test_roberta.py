@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attention.bert import load_bert
-from tests.support.tiny_bert import VOCAB, write_tokenizer
+from tests.support.tiny_bert import VOCAB, save_random_transformers_model
 
 pytest.importorskip("transformers")
 TEXT = "the man who swing the sword ."
@@ -23,15 +23,8 @@ def write_tiny_roberta(folder: Path, *, heads_only: bool) -> Path:
         vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=16, max_position_embeddings=34, type_vocab_size=1, pad_token_id=1,
     )  # fmt: skip
-    torch.manual_seed(0)
     model_class = transformers.RobertaForMaskedLM if heads_only else transformers.RobertaModel
-    model = model_class(config)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0, 0.3)
-    model.save_pretrained(str(folder))
-    write_tokenizer(folder / "tokenizer.json")
-    return folder
+    return save_random_transformers_model(folder, model_class, config)
 
 
 @pytest.mark.parametrize("heads_only", [False, True])

@@ -6,7 +6,11 @@ import torch
 
 from attention.errors import ConfigError
 
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+}
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -86,5 +86,9 @@ def metrics_answer(metrics: HeadMetrics | None) -> dict[str, Array] | None:
 
 
 def numpy(tensor: Tensor) -> Array:
+    """A tensor's numbers for the answer; numpy has no bfloat16, so those come as float32 (every
+    bfloat16 number is exactly a float32 one)."""
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
     array: Array = tensor.detach().cpu().numpy()
     return array

@@ -20,7 +20,9 @@ from app.http.schemas import AttentionRequest
 from app.serving.settings import Settings
 from attention import Dims
 
-ITEM_BYTES = {"float32": 4, "float64": 8}
+ITEM_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2}
+# the type of an answer's arrays: numpy has no bfloat16, so those numbers go out as float32
+ANSWER_DTYPE = {"float32": "float32", "float64": "float64", "bfloat16": "float32"}
 FLOAT16_BYTES = 2
 # the longest JSON number orjson writes, with its comma: "-1.2345678e-05," and the float64 kind
 JSON_NUMBER_BYTES = {"float32": 15, "float64": 25}
@@ -90,10 +92,15 @@ def peak_estimate(
     """The most a request holds at once: what it builds, then the larger of its forward pass
     (`forward` numbers) and its encoding (the `held` numbers it cuts from, and the answer's
     bytes), plus what the allocator keeps of freed memory (docs/reliability.md)."""
-    encoding = held * item + answer
+    encoding = held * held_item_bytes(item) + answer
     peak = built + max(forward * item, encoding) + allocator_slack_bytes()
     sizes = f"B={dims.batch} × H={dims.heads} × L={dims.queries} × S={dims.keys}"
     return Estimate(peak_bytes=peak, response_bytes=answer, sizes=sizes)
+
+
+def held_item_bytes(item: int) -> int:
+    """A cut number's bytes: a bfloat16 one (2 bytes) is cut, then copied to float32 beside it."""
+    return item + ITEM_BYTES["float32"] if item == ITEM_BYTES["bfloat16"] else item
 
 
 def number_bytes(
@@ -101,6 +108,7 @@ def number_bytes(
 ) -> int:
     """The most bytes one number of an answer takes in the encoding (MessagePack: float16
     arrays when `output.dtype` asks for them)."""
+    dtype = ANSWER_DTYPE[dtype]
     if media_type == MSGPACK:
         return FLOAT16_BYTES if array_dtype == "float16" else ITEM_BYTES[dtype]
     widest = JSON_NUMBER_BYTES[dtype]

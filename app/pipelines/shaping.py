@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from app.http.schemas import OutputOptions
+from app.pipelines.answer import numpy
 from attention import AttentionConfig, InputError
 from attention.results import KeyColumns, key_columns
 from attention.shaping import Shaped, Shaping, WeightsShaper, check_shaping, shape_weights
@@ -142,8 +143,7 @@ def layers_shaped_fields(
         stacked = torch.stack(tensors) if layer_axis else tensors[0]
         if shaping.average:
             stacked = stacked.squeeze(-3 if stacked.dim() >= 3 else -2)
-        array: Array = stacked.detach().cpu().numpy()
-        return array
+        return numpy(stacked)
 
     first = per_layer[0]
     fields: dict[str, Any] = {"attention": None, "top_k": None, "pool": None}

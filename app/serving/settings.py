@@ -134,8 +134,9 @@ class Settings(BaseSettings):
     )
     max_model_bytes: int = Field(
         DEFAULT_MAX_MODEL_BYTES, ge=1, description="Largest pretrained model, in bytes of "
-        "parameters per copy (float32; a float64 copy takes twice as much), computed from "
-        "config.json before anything is allocated: past it the model is not served",
+        "parameters per copy (float32; a float64 copy takes twice as much, a bfloat16 one "
+        "half), computed from config.json before anything is allocated: past it the model is "
+        "not served",
     )  # fmt: skip
 
     # model folders, encoders and decoders (docs/models.md)

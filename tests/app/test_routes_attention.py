@@ -95,6 +95,23 @@ async def test_msgpack_is_served_when_accepted(client: httpx.AsyncClient) -> Non
     assert payload["results"][0]["output"].shape == (2, 8)
 
 
+async def test_bfloat16_numbers_come_as_float32_arrays_near_the_float32_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    body: dict[str, Any] = {"text": "a b c d e f", "config": {"d_model": 32, "num_heads": 4}}
+    exact = (await client.post("/attention", json=body)).json()["results"][0]
+    body["config"]["dtype"] = "bfloat16"
+    response = await client.post("/attention", json=body, headers={"accept": "application/msgpack"})
+
+    payload = decode_msgpack_arrays(ormsgpack.unpackb(response.content))
+    assert payload["meta"]["dtype"] == "bfloat16"
+    result = payload["results"][0]
+    for name in ("attention", "output"):
+        assert result[name].dtype == np.float32  # numpy has no bfloat16
+        assert not (result[name].view(np.uint32) & 0xFFFF).any()  # bfloat16 numbers
+        np.testing.assert_allclose(result[name], exact[name], rtol=0, atol=0.02)
+
+
 async def test_the_seeded_model_is_built_once_per_configuration(
     client: httpx.AsyncClient, service: Service
 ) -> None:

@@ -275,6 +275,23 @@ def test_float64_gives_the_same_attention(client: httpx.Client, everything: dict
     np.testing.assert_allclose(ours, array(everything["attention"]), rtol=0, atol=1e-5)
 
 
+def test_bfloat16_keeps_the_attention_to_about_three_digits(
+    client: httpx.Client, everything: dict[str, Any]
+) -> None:
+    body = {"text": SENTENCE, "config": {"dtype": "bfloat16"}, "output": {"embedding": True}}
+    response = pretrained(client, body)
+
+    assert response["meta"]["dtype"] == "bfloat16"
+    result = response["results"][0]
+    ours = array(result["attention"]).astype(np.float32)
+    # bfloat16 numbers, carried as float32: their low 16 bits are zero
+    assert not (ours.view(np.uint32) & 0xFFFF).any()
+    np.testing.assert_allclose(ours, array(everything["attention"]), rtol=0, atol=0.03)
+    embedding, exact = array(result["embedding"]), array(everything["embedding"])
+    assert embedding @ exact / np.linalg.norm(embedding) / np.linalg.norm(exact) > 0.9995
+    assert previous_token_weights(ours[0, 2]).min() > 0.98  # the pinned head below, still
+
+
 # -- real heads, pinned ------------------------------------------------------------------------
 
 

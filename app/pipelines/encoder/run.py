@@ -97,9 +97,7 @@ def _forward(
         on_layer=on_layer,
     )
     pooled = (
-        sentence_embeddings(output.last_hidden_state, padding, pretrained.info.pooling)
-        .cpu()
-        .numpy()
+        numpy(sentence_embeddings(output.last_hidden_state, padding, pretrained.info.pooling))
         if request.output.embedding
         else None
     )

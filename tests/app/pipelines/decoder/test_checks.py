@@ -21,6 +21,7 @@ def request(**fields: Any) -> AttentionRequest:
         ({"output": {"analysis": True}}, "output.analysis"),
         ({"output": {"embedding": True}}, "output.embedding"),
         ({"config": {"dtype": "float64"}}, "config.dtype"),
+        ({"config": {"dtype": "bfloat16"}}, "config.dtype"),
         ({"text": ["a", "b"], "generate": {"max_new_tokens": 2}}, "generate"),
     ],
 )

@@ -96,8 +96,11 @@ async def test_shaping_options_work_on_a_folder_encoder(client: httpx.AsyncClien
     np.testing.assert_allclose(got, top, atol=1e-6)
 
 
-async def test_float64_is_refused_naming_the_field(client: httpx.AsyncClient) -> None:
-    body = {"model": "tiny-bert", "text": TEXT, "config": {"dtype": "float64"}}
+@pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
+async def test_another_precision_is_refused_naming_the_field(
+    client: httpx.AsyncClient, dtype: str
+) -> None:
+    body = {"model": "tiny-bert", "text": TEXT, "config": {"dtype": dtype}}
     response = await client.post("/attention", json=body)
     assert response.status_code == 422
     (error,) = response.json()["detail"]

@@ -8,10 +8,12 @@ from app.http.encoding import JSON, MSGPACK
 from app.http.errors import TooLarge
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import (
+    ITEM_BYTES,
     JSON_NUMBER_BYTES,
     Estimate,
     check_estimate,
     check_text,
+    held_item_bytes,
     number_bytes,
 )
 from app.pipelines.random.cost import Shape, check_limits, check_module, random_estimate
@@ -90,6 +92,19 @@ def test_the_answer_is_sized_for_its_encoding_dtype_and_precision() -> None:
     assert msgpack32 < rounded < json32 < json64
     assert number_bytes(MSGPACK, "float64", None) == 8
     assert number_bytes(JSON, "float32", 3) == 3 + 8
+
+
+def test_bfloat16_computes_in_two_bytes_and_answers_in_float32() -> None:
+    config = {"d_model": 8, "num_heads": 2}
+    float32 = estimate(request(config))
+    half = estimate(request({**config, "dtype": "bfloat16"}))
+
+    assert half.response_bytes == float32.response_bytes  # the answer's arrays are float32
+    assert number_bytes(MSGPACK, "bfloat16", None) == 4
+    assert number_bytes(JSON, "bfloat16", None) == JSON_NUMBER_BYTES["float32"]
+    # each cut number is held twice while it is converted: 2 bytes, then 4
+    assert held_item_bytes(ITEM_BYTES["bfloat16"]) == 6
+    assert held_item_bytes(ITEM_BYTES["float32"]) == 4
 
 
 def test_a_module_not_yet_built_counts_towards_the_peak() -> None:

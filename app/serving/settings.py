@@ -12,7 +12,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from attention.bert.config import DEFAULT_MAX_MODEL_BYTES
+# attention.folders.files.DEFAULT_MAX_MODEL_BYTES, the library's default, written again here:
+# importing `attention` imports torch, and uvicorn's parent process (app/__main__.py), which
+# computes nothing, would hold ~240 MB for it (tests/app/test_startup_checks.py holds both equal)
+DEFAULT_MAX_MODEL_BYTES = 3 * 1024**3 // 2
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -12,13 +12,9 @@ import torch
 from attention.config import AttentionConfig
 from attention.errors import ConfigError
 from attention.folders.errors import ModelSizeError
+from attention.folders.files import DEFAULT_MAX_MODEL_BYTES
 
 GiB = 1024**3
-DEFAULT_MAX_MODEL_BYTES = 3 * GiB // 2
-"""The parameter bytes a model may take unless the caller says otherwise: 17 times
-all-MiniLM-L6-v2 (86 MiB in float32), bert-large (1.25 GiB) with room to spare, small enough
-that two workers of a 24 GiB machine each hold it, with a float64 copy, beside the other bounds
-of the memory model (docs/reliability.md)."""
 MAX_LAYERS = 1024  # published BERTs have 2 to 48
 
 _INT_FIELDS = (

@@ -25,11 +25,11 @@ from attention.folders import files
 from attention.folders.checkpoint import INDEX_FILE, WEIGHTS_FILE, open_tensors, read_entries
 from attention.folders.checkpoint import weight_files as find_weight_files
 from attention.folders.errors import ModelFileError
+from attention.folders.files import DEFAULT_MAX_MODEL_BYTES
 from attention.folders.safetensors_header import check_tensors
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
-DEFAULT_MAX_MODEL_BYTES = 3 * 1024**3 // 2
 OTHER_WEIGHTS = {
     "pytorch_model.bin": "PyTorch pickle weights",
     "tf_model.h5": "TensorFlow weights",

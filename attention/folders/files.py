@@ -16,6 +16,12 @@ from typing import Any, Literal
 
 from attention.folders.errors import ModelFileError
 
+DEFAULT_MAX_MODEL_BYTES = 3 * 1024**3 // 2
+"""The parameter bytes a model (encoder or decoder) may take unless the caller says otherwise:
+17 times all-MiniLM-L6-v2 (86 MiB in float32), bert-large (1.25 GiB) with room to spare, small
+enough that two workers of a 24 GiB machine each hold it, with a float64 copy, beside the other
+bounds of the memory model (docs/reliability.md)."""
+
 KiB, MiB = 1024, 1024 * 1024
 
 _CAUSES = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +15,7 @@ from app import __main__ as entry
 from app.__main__ import BAD_SETTINGS_EXIT, checked_settings, describe_setting_error
 from app.http.edge import descriptors_needed
 from app.serving.settings import Settings, get_settings
+from tests.support.server import REPO_ROOT
 
 
 @pytest.fixture
@@ -184,3 +187,28 @@ def test_the_soft_open_file_limit_is_raised_to_what_the_cap_needs(limits: FakeLi
 def test_a_cap_within_the_limit_leaves_it_alone(limits: FakeLimits) -> None:
     assert entry.descriptor_problems(Settings(max_connections=100)) == []
     assert limits.soft == 1024
+
+
+PARENT_PROBE = """
+import sys
+import app.__main__
+print(sorted({"torch", "attention"} & {name.split(".")[0] for name in sys.modules}))
+"""
+
+
+def test_the_parent_process_computes_nothing_and_imports_no_torch() -> None:
+    # uvicorn's parent only supervises the workers: torch would hold ~240 MB in it for nothing
+    completed = subprocess.run(
+        [sys.executable, "-c", PARENT_PROBE],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+    assert completed.stdout.strip() == "[]"
+
+
+def test_the_model_size_default_is_the_library_default() -> None:
+    from app.serving import settings
+    from attention.folders.files import DEFAULT_MAX_MODEL_BYTES
+
+    assert settings.DEFAULT_MAX_MODEL_BYTES == DEFAULT_MAX_MODEL_BYTES
+    assert Settings().max_model_bytes == DEFAULT_MAX_MODEL_BYTES

@@ -195,3 +195,15 @@ def test_a_large_answer_written_in_pieces_is_the_same_json() -> None:
 
     assert isinstance(body, memoryview)  # 300,000 numbers: past PIECE_NUMBERS
     assert bytes(body) == orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def test_a_large_array_is_found_inside_lists_of_results_and_layers() -> None:
+    # the pieces decision walks dicts and lists of containers, not lists of labels or numbers
+    layers = [np.zeros((600, 600), dtype=np.float32) for _ in range(2)]
+    payload = {"results": [{"tokens": ["a"] * 600, "layers": [0, 1], "steps": {"q": layers}}]}
+
+    body = encode(payload, JSON)
+
+    assert isinstance(body, memoryview)  # 360,000 numbers in one array: written in pieces
+    assert bytes(body) == orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert isinstance(encode({"tokens": ["a"] * 600, "layers": [0, 1]}, JSON), bytes)

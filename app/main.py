@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
-import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -21,7 +18,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.http import auth, edge
+from app.http import auth
 from app.http.compression import Compression
 from app.http.errors import install_error_handlers
 from app.http.middleware import BodyReadTimeout, BodySizeLimit, ResponseHeaders
@@ -31,6 +28,7 @@ from app.routes import metrics as metrics_route
 from app.service import Service, torch_threads
 from app.serving import metrics
 from app.serving.settings import Settings, get_settings
+from app.serving.shutdown import drain_on_sigterm
 
 STATIC = Path(__file__).parent / "static"
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -100,62 +98,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         restore()
         service.admission.shutdown()
         metrics.process_exited()
-
-
-def drain_on_sigterm(service: Service) -> Callable[[], None]:
-    """Readiness turns 503 the moment SIGTERM arrives; the server's own handler then drains.
-
-    The server installs its handler before the lifespan starts, so this one wraps it. uvicorn
-    closes its listener within 0.1 s of its handler, so a load balancer that routes by readiness
-    would never see the 503: with `drain_delay_s` the server's handler is called that much
-    later, the server accepting and answering (readiness 503) meanwhile. A second SIGTERM
-    stops at once.
-    """
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-    except ValueError:  # not the main thread (an embedded server): nothing to wrap
-        return lambda: None
-    loop = asyncio.get_running_loop()
-    delay = service.settings.drain_delay_s
-
-    def hand_over(signum: int) -> None:
-        """uvicorn's handler, once the listeners are closed without resetting the connections
-        in their backlog (`edge.stop_accepting`; uvicorn's own close would reset them)."""
-        server = getattr(previous, "__self__", None)
-        try:
-            if isinstance(server, uvicorn.Server):
-                taken = edge.stop_accepting(server)
-                logger.info("listener closed; %d connections taken from its backlog", taken)
-        finally:  # whatever happened there, the server must still stop
-            if callable(previous):
-                previous(signum, None)
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        first = not service.draining
-        service.draining = True
-        if not callable(previous):
-            return
-        if first and delay > 0:
-            logger.info("SIGTERM: draining, readiness is now 503; stopping in %g s", delay)
-            # from a signal handler: wake the loop, which then schedules the call
-            loop.call_soon_threadsafe(loop.call_later, delay, hand_over, signum)
-            return
-        logger.info("SIGTERM: draining, readiness is now 503")
-        if first:
-            loop.call_soon_threadsafe(hand_over, signum)
-        else:
-            previous(signum, frame)
-
-    try:
-        signal.signal(signal.SIGTERM, handle)
-    except ValueError:
-        return lambda: None
-    return lambda: _restore_signal(previous)
-
-
-def _restore_signal(previous: Any) -> None:
-    with suppress(ValueError, TypeError):
-        signal.signal(signal.SIGTERM, previous)
 
 
 def mount_explorer(app: FastAPI) -> None:

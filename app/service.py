@@ -13,7 +13,9 @@ from app.pipelines import RANDOM_MODEL
 from app.pipelines.encoder.registry import PretrainedRegistry
 from app.pipelines.models import ModelLibrary
 from app.serving.batching import Batcher
-from app.serving.runtime import Admission, MemoryBudget, ModuleCache, keep_freed_memory
+from app.serving.memory import MemoryBudget, keep_freed_memory
+from app.serving.module_cache import ModuleCache
+from app.serving.runtime import Admission
 from app.serving.settings import Settings
 from attention import resolve_device
 from attention.embedding import TokenVectorCache

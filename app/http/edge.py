@@ -14,9 +14,8 @@ implementations:
   new one is answered 503 and closed;
 - on shutdown, an idle keep-alive connection is closed only after `IDLE_DRAIN_S`, not at once:
   a request that its client had already sent, not yet read, is answered (with
-  `Connection: close`) instead of lost in the reset of a closed socket; and `stop_accepting`
-  takes the connections still waiting in the listener's backlog before closing it, which
-  would reset them.
+  `Connection: close`) instead of lost in the reset of a closed socket (the connections still
+  waiting in the listener's backlog are taken before it closes: app/serving/shutdown.py).
 
 The body's own deadline (`body_timeout_s`) is an ASGI middleware (`app.http.middleware`), where
 the app's reads of the body are.
@@ -25,13 +24,9 @@ the app's reads of the body are.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-from contextlib import suppress
 from typing import Any
 
 import orjson
-import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -207,50 +202,3 @@ class GuardedHttpToolsProtocol(ConnectionGuard, HttpToolsProtocol):
 
 class GuardedH11Protocol(ConnectionGuard, H11Protocol):
     """uvicorn's h11 protocol, guarded (where httptools is missing)."""
-
-
-def stop_accepting(server: uvicorn.Server) -> int:
-    """Close the server's listeners, first accepting the connections waiting in their backlog.
-
-    Closing a listening socket resets every connection the kernel has completed but the
-    server not yet accepted: their clients, who may have sent a request already, get a reset
-    instead of an answer. Taken first, they are served (with `Connection: close`, as the
-    server drains). A copy of each listening descriptor keeps the socket open while uvicorn's
-    listener closes, so nothing is reset between the two; what arrives in the microseconds
-    between the last accept and the close still is. Returns how many were taken.
-    """
-    loop = asyncio.get_running_loop()
-    config, state = server.config, server.server_state
-
-    def protocol() -> asyncio.Protocol:
-        made: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
-            config=config, server_state=state, app_state=server.lifespan.state
-        )
-        return made
-
-    async def serve(connection: socket.socket) -> None:
-        await loop.connect_accepted_socket(protocol, connection)
-
-    taken = 0
-    for listener in getattr(server, "servers", []):
-        held = [socket.socket(fileno=os.dup(sock.fileno())) for sock in listener.sockets]
-        listener.close()
-        for sock in held:
-            with sock:
-                sock.setblocking(False)
-                while True:
-                    try:
-                        connection, _ = sock.accept()
-                    except OSError:  # none waiting; or another worker stopped the listening
-                        break
-                    task = loop.create_task(serve(connection))
-                    state.tasks.add(task)  # uvicorn's shutdown waits for its tasks
-                    task.add_done_callback(state.tasks.discard)
-                    taken += 1
-                # Stop listening, for every process that shares the socket (other workers,
-                # uvicorn's parent): while any holds it open it would go on completing
-                # connections that none accepts, to reset them when the last one exits.
-                # New connections are refused from here on, which a client can safely retry.
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RD)
-    return taken

@@ -1,9 +1,8 @@
 """The model folders of ATTENTION_MODELS_DIR, encoders and decoders: found at start-up, loaded
 on first use, kept under one memory budget.
 
-At start-up each sub-folder's config.json is read: its `model_type` names the family (an encoder:
-BERT, RoBERTa, DistilBERT, served by app/pipelines/encoder; a decoder: GPT-2, Llama, Mistral,
-Qwen2, by app/pipelines/decoder), whose configuration is then checked with its size, then its
+At start-up each sub-folder's config.json is read: its `model_type` names the family
+(app/pipelines/families.py), whose configuration is then checked with its size, then its
 tokenizer and safetensors headers by the family loader's own checks: no weight is read, and
 every worker finds the same faults. A folder that cannot be served is listed in GET /models as
 ``unavailable`` with why, and never loaded; one whose weights fail only when read (NaN, corrupt
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,147 +31,15 @@ from typing import Any, Literal, TypeVar
 
 import torch
 
-from app.pipelines.encoder.registry import Pretrained, encoder_sizes
-from attention import AttentionError, ConfigError, InputError
-from attention import bert as encoders
-from attention import decoder as decoders
-from attention.bert import BertConfig, WordPieceTokenizer
+from app.pipelines.encoder.registry import Pretrained
+from app.pipelines.families import Decoder, Family, Loaded, ModelConfig, family_of
+from attention import AttentionError, InputError
 from attention.bert.config import format_bytes
-from attention.decoder import DecoderConfig, DecoderInfo, DecoderModel
 from attention.folders import files
 
 logger = logging.getLogger("app")
 State = Literal["available", "loading", "ready", "unavailable"]
-CONFIG_FILE = "config.json"
-
-
-@dataclass(frozen=True)
-class Decoder:
-    model: DecoderModel
-    tokenizer: WordPieceTokenizer
-    info: DecoderInfo
-
-
-Loaded = Decoder | Pretrained
-ModelConfig = DecoderConfig | BertConfig
-
-
-class Family(ABC):
-    """What the library needs of a model family: its config, its size, its loader, its entry
-    in GET /models. One library (one budget, one listing) holds every family."""
-
-    kind: Literal["pretrained", "decoder"]  # GET /models' kind: "pretrained" is an encoder
-    model_types: tuple[str, ...]  # config.json's model_type values the family reads
-
-    @abstractmethod
-    def read_config(self, folder: Path) -> ModelConfig:
-        """config.json, checked: an AttentionError names the file and the field."""
-
-    @abstractmethod
-    def parameters(self, config: Any) -> int:
-        """Parameters counted from the configuration alone."""
-
-    @abstractmethod
-    def check_files(self, folder: Path, config: Any) -> None:
-        """The loader's own checks of everything but the weights' values (the tokenizer, the
-        safetensors headers): an AttentionError says what is wrong."""
-
-    @abstractmethod
-    def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Loaded:
-        """The float32 model, its tokenizer and what was loaded."""
-
-    @abstractmethod
-    def describe(self, config: Any, loaded: Any) -> dict[str, Any]:
-        """The family's sizes in GET /models."""
-
-
-class EncoderFamily(Family):
-    kind = "pretrained"
-    model_types = encoders.config.SUPPORTED_MODEL_TYPES
-
-    def read_config(self, folder: Path) -> BertConfig:
-        return encoders.loading.read_config(folder)
-
-    def parameters(self, config: BertConfig) -> int:
-        return encoders.config.num_parameters(config)
-
-    def check_files(self, folder: Path, config: BertConfig) -> None:
-        encoders.loading.check_folder(folder, config)
-
-    def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Pretrained:
-        return Pretrained(
-            *encoders.load_bert(folder, device, torch.float32, name=name, max_bytes=max_bytes)
-        )
-
-    def describe(self, config: BertConfig, loaded: Pretrained | None) -> dict[str, Any]:
-        """The bundled encoder's entry (app/pipelines/encoder/registry.py), and once loaded
-        the sentence embedding's pooling; max_tokens is the positions' until then."""
-        max_tokens = config.max_tokens if loaded is None else loaded.info.max_length
-        described = encoder_sizes(config, max_tokens)
-        if loaded is not None:
-            pooling = loaded.info.pooling
-            described["pooling"] = {"mode": pooling.mode, "normalize": pooling.normalize}
-        return described
-
-
-class DecoderFamily(Family):
-    kind = "decoder"
-    model_types = decoders.SUPPORTED_MODEL_TYPES
-
-    def read_config(self, folder: Path) -> DecoderConfig:
-        return decoders.read_decoder_config(folder)
-
-    def parameters(self, config: DecoderConfig) -> int:
-        return decoders.num_parameters(config)
-
-    def check_files(self, folder: Path, config: DecoderConfig) -> None:
-        decoders.loading.check_folder(folder, config)
-
-    def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Decoder:
-        return Decoder(
-            *decoders.load_decoder(folder, device, torch.float32, name=name, max_bytes=max_bytes)
-        )
-
-    def describe(self, config: DecoderConfig, loaded: Decoder | None) -> dict[str, Any]:
-        return {
-            "layers": config.num_layers,
-            "heads": config.num_heads,
-            "kv_heads": config.num_kv_heads,
-            "d_model": config.hidden_size,
-            "head_dim": config.head_dim,
-            "vocab_size": config.vocab_size,
-            "max_positions": config.max_positions,
-            "sliding_windows": list(config.windows),
-            "tied_embeddings": config.tie_word_embeddings,
-        }
-
-
-FAMILIES: tuple[Family, ...] = (EncoderFamily(), DecoderFamily())
-
-
 T = TypeVar("T")
-
-
-def family_of(folder: Path) -> Family:
-    """The family config.json's `model_type` belongs to; a ConfigError lists every one."""
-    path = folder / CONFIG_FILE
-    found = files.kind(path, folder)
-    if found is None:
-        raise files.file_error(path, folder, "is missing: the model's configuration file")
-    files.require_regular(path, folder, found)
-    model_type = files.read_json_object(path, folder).get("model_type")
-    for family in FAMILIES:
-        if model_type in family.model_types:
-            return family
-    supported = "; ".join(
-        f"{family.kind if family.kind == 'decoder' else 'encoder'}s: "
-        f"{', '.join(sorted(family.model_types))}"
-        for family in FAMILIES
-    )
-    raise ConfigError(
-        f"{CONFIG_FILE}: model_type {model_type!r} is not supported ({supported})",
-        field="model_type",
-    )
 
 
 @dataclass
@@ -202,6 +68,11 @@ class Entry:
     @property
     def bytes(self) -> int:
         return self.parameters * torch.float32.itemsize
+
+
+def unavailable(entry: Entry) -> InputError:
+    """The error of a request that names a folder which cannot be served, and why."""
+    return InputError(f"model={entry.name!r} is unavailable: {entry.reason}", field="model")
 
 
 class ModelLibrary:
@@ -319,9 +190,7 @@ class ModelLibrary:
         with entry.lock:
             if entry.loaded is None:
                 if entry.state == "unavailable":
-                    raise InputError(
-                        f"model={name!r} is unavailable: {entry.reason}", field="model"
-                    )
+                    raise unavailable(entry)
                 entry.state = "loading"
                 entry.loaded = self._load(entry)
                 entry.state = "ready"
@@ -338,18 +207,14 @@ class ModelLibrary:
         except AttentionError as error:
             self._refuse(entry, error.message)
             logger.warning("model %s unavailable: %s", entry.path, error.message)
-            raise InputError(
-                f"model={entry.name!r} is unavailable: {entry.reason}", field="model"
-            ) from None
+            raise unavailable(entry) from None
         except Exception as error:
             logger.exception("model %s could not be loaded", entry.path)
             self._refuse(
                 entry,
                 f"could not be loaded ({type(error).__name__}); the server's log has the details",
             )
-            raise InputError(
-                f"model={entry.name!r} is unavailable: {entry.reason}", field="model"
-            ) from None
+            raise unavailable(entry) from None
         logger.info("model %s loaded: %s bytes of parameters", entry.name, entry.bytes)
         return loaded
 

@@ -1,25 +1,18 @@
-"""Where computations run: a bounded thread pool behind an admission gate, and the module cache.
+"""Where computations run: a bounded thread pool behind an admission gate.
 
 The gate admits at most `max_concurrency` computations and lets at most `max_queue` more wait;
 past that a request is refused at once (429) instead of hanging. A computation past its deadline
 answers 504, and stops at its next checkpoint (a step, a layer, a token hashed): its slot is
 given back when its thread has really finished, so a burst of timeouts can never run more threads
 than configured. Each admitted request holds its estimated bytes in the worker's `MemoryBudget`
-from the moment it is queued until its thread ends; one that would pass the budget is refused
-(503) instead of risking the process.
-
-`keep_freed_memory` tunes glibc's allocator for this workload: see its docstring.
+(app/serving/memory.py) from the moment it is queued until its thread ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
-import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,35 +20,26 @@ from typing import TypeVar
 
 import torch
 
-from app.http.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
-from app.serving.metrics import count_rejection
-from attention import AttentionConfig, AttentionModel, Interrupted, stop_when
-from attention.cost import parameter_count
-from attention.embedding import TokenVectorCache
+from app.http.errors import DeadlineExceeded, Overloaded
+from app.serving.memory import (
+    TOP_PAD_BYTES,
+    MemoryBudget,
+    is_allocation_failure,
+    out_of_memory,
+)
+from attention import Interrupted, stop_when
+
+# the memory names are imported from here too (app/serving/batching.py, app/pipelines/cost.py)
+__all__ = [
+    "TOP_PAD_BYTES",
+    "Admission",
+    "MemoryBudget",
+    "Timing",
+    "is_allocation_failure",
+    "out_of_memory",
+]
 
 T = TypeVar("T")
-
-M_TOP_PAD = -2  # glibc's mallopt parameter
-TOP_PAD_BYTES = 64 * 1024 * 1024  # above the few-MB buffers of one large answer (batch: ~30 MB)
-
-
-def keep_freed_memory(top_pad: int = TOP_PAD_BYTES) -> bool:
-    """Let glibc keep `top_pad` free bytes at the top of each heap instead of returning them.
-
-    A large answer is a few big buffers (weights, the JSON bytes) allocated in a worker thread.
-    glibc gives such a thread its own arena, which hands freed memory back to the kernel at once,
-    so every request faulted its pages in again: ~2 800 page faults and +5 ms (+25 %) for the
-    large case, none in the main thread (docs/performance.md). With the padding they are reused;
-    the price is up to `top_pad` of resident memory kept per arena once it has been used.
-    MALLOC_TOP_PAD_ in the environment wins; elsewhere than glibc this does nothing.
-    """
-    if "MALLOC_TOP_PAD_" in os.environ or not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_TOP_PAD, top_pad))
 
 
 @dataclass
@@ -76,58 +60,6 @@ class Stop:
 
 
 NEVER_ABANDONED = threading.Event()  # a computation run inline cannot be left behind
-
-
-ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "not enough memory")
-
-
-def is_allocation_failure(error: BaseException) -> bool:
-    """MemoryError, torch.OutOfMemoryError, or the CPU allocator's RuntimeError."""
-    if isinstance(error, MemoryError | torch.OutOfMemoryError):
-        return True
-    return isinstance(error, RuntimeError) and any(
-        phrase in str(error).lower() for phrase in ALLOCATION_FAILURES
-    )
-
-
-def out_of_memory(retry_after_s: int) -> NotReady:
-    """The 503 of a failed allocation, counted as one request refused (each member of a batch
-    gets its own)."""
-    count_rejection("out_of_memory")
-    return NotReady(
-        "out of memory: an allocation failed during the computation; the worker is healthy, "
-        "retry later or ask for less",
-        headers={"Retry-After": str(retry_after_s)},
-    )
-
-
-class MemoryBudget:
-    """The bytes that requests waiting or computing may hold together, by their estimates."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.reserved = 0
-        self._lock = threading.Lock()  # released from worker threads
-
-    def reserve(self, size: int, retry_after_s: int) -> None:
-        if size > self.limit:
-            raise TooLarge(
-                f"the request's peak memory is estimated at {size:,} bytes, over the limit "
-                f"memory_budget_bytes={self.limit:,} of a worker"
-            )
-        with self._lock:
-            if self.reserved + size > self.limit:
-                count_rejection("memory_budget")
-                raise NotReady(
-                    f"busy: computations in flight hold {self.reserved:,} of the "
-                    f"memory_budget_bytes={self.limit:,} and this one needs {size:,}; retry later",
-                    headers={"Retry-After": str(retry_after_s)},
-                )
-            self.reserved += size
-
-    def release(self, size: int) -> None:
-        with self._lock:
-            self.reserved -= size
 
 
 class Admission:
@@ -177,26 +109,35 @@ class Admission:
         deadline = started + self.timeout_s
         if inline and not self._slots.locked():
             return self._run_inline(work, timing, deadline, memory_bytes)
-        # held from the queue on: a waiting request holds its parsed body, and what it will
-        # compute must fit beside what runs when its turn comes
+        await self._queue(deadline, memory_bytes)
+        timing.queued_s = time.perf_counter() - started
+        abandoned = threading.Event()
+        future = self._submit(work, timing, Stop(abandoned, deadline), memory_bytes)
+        return await self._answer(future, abandoned, deadline)
+
+    async def _queue(self, deadline: float, memory_bytes: int) -> None:
+        """The request's bytes, then a slot: held from the queue on, since a waiting request
+        holds its parsed body, and what it will compute must fit beside what runs when its
+        turn comes."""
         self.memory.reserve(memory_bytes, self.retry_after_s)
         try:
             await self._acquire(deadline)
         except BaseException:
             self.memory.release(memory_bytes)
             raise
-        timing.queued_s = time.perf_counter() - started
-        abandoned = threading.Event()
-        future = self._submit(work, timing, Stop(abandoned, deadline), memory_bytes)
+
+    async def _answer(
+        self, future: asyncio.Future[T], abandoned: threading.Event, deadline: float
+    ) -> T:
+        """The computation's result by the deadline; past it, or when the client goes away, the
+        computation is told to stop at its next checkpoint."""
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for costs a task and a waiter per call
             async with asyncio.timeout(deadline - time.perf_counter()):
                 return await future
         except TimeoutError:
             abandoned.set()
-            raise DeadlineExceeded(
-                f"the computation ran past its deadline of {self.timeout_s:g} s"
-            ) from None
+            raise self._past_deadline() from None
         except asyncio.CancelledError:  # the client went away
             abandoned.set()
             raise
@@ -261,15 +202,16 @@ class Admission:
             with torch.inference_mode(), stop_when(stop):
                 return work()
         except Interrupted:
-            raise DeadlineExceeded(
-                f"the computation ran past its deadline of {self.timeout_s:g} s"
-            ) from None
+            raise self._past_deadline() from None
         except Exception as error:
             if is_allocation_failure(error):
                 raise out_of_memory(self.retry_after_s) from None
             raise
         finally:
             timing.compute_s = time.perf_counter() - began
+
+    def _past_deadline(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"the computation ran past its deadline of {self.timeout_s:g} s")
 
     def _finish(self, finished: Future[T], waiter: asyncio.Future[T]) -> None:
         self._release()
@@ -288,49 +230,3 @@ class Admission:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-class ModuleCache:
-    """The seeded model of each (config, dtype, device), built once, bounded in bytes: least
-    recently used evicted. Their string tokens' vectors live in one shared `TokenVectorCache`."""
-
-    def __init__(self, max_bytes: int, device: torch.device, tokens: TokenVectorCache) -> None:
-        self.max_bytes, self.device, self.tokens = max_bytes, device, tokens
-        self.bytes = 0
-        self._models: OrderedDict[tuple[AttentionConfig, torch.dtype], AttentionModel] = (
-            OrderedDict()
-        )
-        self._lock = threading.Lock()
-
-    def __contains__(self, key: tuple[AttentionConfig, torch.dtype]) -> bool:
-        return key in self._models
-
-    def get(self, config: AttentionConfig, dtype: torch.dtype) -> AttentionModel:
-        key = (config, dtype)
-        with self._lock:
-            model = self._models.get(key)
-            if model is not None:
-                self._models.move_to_end(key)
-                return model
-        with torch.inference_mode(False):  # parameters must be ordinary tensors, not inference ones
-            model = AttentionModel(config, self.tokens).to(device=self.device, dtype=dtype).eval()
-        self._keep(key, model)
-        return model
-
-    def _keep(self, key: tuple[AttentionConfig, torch.dtype], model: AttentionModel) -> None:
-        size = module_bytes(*key)
-        with self._lock:
-            if key in self._models or size > self.max_bytes:
-                return
-            self._models[key] = model
-            self.bytes += size
-            while self.bytes > self.max_bytes:
-                evicted, _ = self._models.popitem(last=False)
-                self.bytes -= module_bytes(*evicted)
-
-    def __len__(self) -> int:
-        return len(self._models)
-
-
-def module_bytes(config: AttentionConfig, dtype: torch.dtype) -> int:
-    return parameter_count(config) * dtype.itemsize

@@ -22,7 +22,7 @@ from app.pipelines.decoder.checks import (
 from app.pipelines.decoder.cost import decoder_estimate
 from app.pipelines.decoder.run import run_decoder
 from app.pipelines.encoder.checks import resolve_layers, tokenized
-from app.pipelines.models import Decoder
+from app.pipelines.families import Decoder
 from app.pipelines.shaping import checked_shapings
 
 ADVICE = "ask for output.pool or output.top_k, fewer layers, steps, tokens or new tokens"

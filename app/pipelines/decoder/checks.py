@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.http.schemas import AttentionRequest
 from app.pipelines.cost import at_most
 from app.pipelines.encoder.checks import check_batch_sizes, check_pretrained_request
-from app.pipelines.models import Decoder
+from app.pipelines.families import Decoder
 from app.serving.settings import Settings
 from attention import InputError
 from attention.bert import TokenizedBatch

@@ -21,7 +21,7 @@ from app.pipelines.answer import attention_answer, metrics_answer, numpy
 from app.pipelines.decoder.cost import weighted_layers
 from app.pipelines.encoder.checks import TRACED_STEPS
 from app.pipelines.encoder.run import layer_metrics, layer_steps
-from app.pipelines.models import Decoder
+from app.pipelines.families import Decoder
 from app.pipelines.shaping import layers_shaped_fields, row_shaping, shaped_layers
 from attention.bert import TokenizedBatch
 from attention.decoder import DecoderOutput

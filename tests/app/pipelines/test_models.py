@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from app.pipelines.encoder.registry import Pretrained
-from app.pipelines.models import Decoder, ModelLibrary
+from app.pipelines.families import Decoder
+from app.pipelines.models import ModelLibrary
 from attention import InputError
 from tests.support.broken_folders import CASES
 from tests.support.tiny_bert import edit_config, write_tiny_encoder

@@ -20,7 +20,6 @@ from attention.bert.analysis import (
     special_token_shares,
 )
 from attention.bert.config import (
-    DEFAULT_MAX_MODEL_BYTES,
     BertConfig,
     check_model_size,
     num_parameters,
@@ -49,6 +48,7 @@ from attention.folders.errors import (
     ModelFileError,
     ModelSizeError,
 )
+from attention.folders.files import DEFAULT_MAX_MODEL_BYTES
 
 __all__ = [
     "BUNDLED_MODEL_NAME",

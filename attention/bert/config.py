@@ -12,7 +12,6 @@ import torch
 from attention.config import AttentionConfig
 from attention.errors import ConfigError
 from attention.folders.errors import ModelSizeError
-from attention.folders.files import DEFAULT_MAX_MODEL_BYTES
 
 GiB = 1024**3
 MAX_LAYERS = 1024  # published BERTs have 2 to 48

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attention.bert.config import DEFAULT_MAX_MODEL_BYTES, BertConfig, check_model_size
+from attention.bert.config import BertConfig, check_model_size
 from attention.bert.model import BertLayer, BertModel
 from attention.bert.pooling import MEAN_NORMALIZED, POOLING_MODES, Pooling
 from attention.bert.tokenizer import WordPieceTokenizer
@@ -99,7 +99,7 @@ def load_bert(
     dtype: str | torch.dtype = torch.float32,
     *,
     name: str | None = None,
-    max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
+    max_bytes: int = files.DEFAULT_MAX_MODEL_BYTES,
 ) -> tuple[BertModel, WordPieceTokenizer, BertInfo]:
     """Read a BERT folder into an eval-mode BertModel on `device`, its tokenizer and a summary.
 

@@ -27,6 +27,7 @@ settings apply to it as to `make serve`; ATTENTION_DEVICE=cpu forces the CPU on 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -43,8 +44,8 @@ from app.http.encoding import MSGPACK, decode_msgpack_arrays
 from app.service import Service, torch_threads
 from app.serving.settings import Settings
 from attention.bert import bundled_model_path
-from benchmarks import batching, decoders, peers, pretrained_peers, report, wrk
-from benchmarks.cases import Case, select, server_env
+from benchmarks import batching, decoders, floor, peers, pretrained_peers, report, wrk
+from benchmarks.cases import CASES, Case, select, server_env
 from benchmarks.client import Load, drive
 from benchmarks.inprocess import InProcess, encoder_timings, library_ratios, time_case
 from benchmarks.report import Row
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run["library"] = measure_library(cases, service.device, args)
     run["encoders"] = measure_encoders(cases, service, args)
+    if "small" in {case.name for case in cases}:
+        run["floor"] = measure_floor(args)
     inprocess: dict[str, InProcess] = {}
     rows: list[Row] = []
     memory: dict[str, Any] | None = None
@@ -188,6 +191,17 @@ def _header(run: dict[str, Any]) -> str:
         f"torch threads {run['torch_threads']}; server {run['server']}; client {run['client']}; "
         f"load average {run['load_average_before']}"
     )
+
+
+def measure_floor(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The small case's per-request cost in process, the service and the minimal app called
+    as ASGI apps (benchmarks/floor.py): issue 17's floor without the HTTP stack."""
+    rounds, calls = (1, 3) if args.smoke else (9, 200)
+    found = asyncio.run(floor.measure(CASES["small"], rounds, calls))
+    print("\nThe per-request floor in process (small, ASGI calls, best of the turns' medians):")
+    for each in found:
+        print(f"  {each.app:24s} {each.best_us:7.1f} µs (median {each.median_us:.1f})")
+    return [asdict(each) for each in found]
 
 
 def measure_inprocess(case: Case, service: Service, args: argparse.Namespace) -> InProcess:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from fastapi import Request
 
+from app.http import edge
 from app.pipelines import RANDOM_MODEL
 from app.pipelines.encoder.registry import PretrainedRegistry
 from app.pipelines.models import ModelLibrary
@@ -47,7 +48,12 @@ class Service:
             settings=settings,
             device=device,
             admission=admission,
-            batcher=Batcher(admission, settings.batch_wait_ms / 1e3, settings.max_request_bytes),
+            batcher=Batcher(
+                admission,
+                settings.batch_wait_ms / 1e3,
+                settings.max_request_bytes,
+                alone=edge.alone_in_worker,
+            ),
             cache=ModuleCache(
                 settings.module_cache_bytes, device, TokenVectorCache(settings.token_cache_bytes)
             ),

@@ -47,6 +47,30 @@ FD_RESERVE = 100
 """Descriptors a worker keeps for its own files, besides its connections: 24 measured when
 idle (libraries, the event loop, the metrics files), and a margin."""
 _lingering = 0  # this process's lingering connections (one server per worker process)
+_served: set[Any] | None = None  # the worker's connections (uvicorn's), once one has opened
+
+
+def requests_in_progress(at_most: int) -> int | None:
+    """How many of this worker's connections carry a request not yet answered (its head read,
+    its answer not complete), counted up to `at_most`; None where the guard does not run (an
+    app called without `python -m app`'s protocol, as in-process tests do): nobody can say."""
+    if _served is None:
+        return None
+    count = 0
+    for connection in _served:
+        cycle = connection.cycle
+        if cycle is not None and not cycle.response_complete:
+            count += 1
+            if count >= at_most:
+                break
+    return count
+
+
+def alone_in_worker() -> bool:
+    """True when the caller's request is the only one this worker has read and not answered:
+    no other can join it in a batch (app/serving/batching.py), so it need not wait for one.
+    (A request served here counts itself: 0 means it did not come through the guard.)"""
+    return requests_in_progress(at_most=2) == 1
 
 
 def descriptors_needed(max_connections: int) -> int:
@@ -81,7 +105,9 @@ class ConnectionGuard:
     _lingers = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        global _served
         super().connection_made(transport)  # type: ignore[misc]
+        _served = self.connections
         settings = get_settings()
         if len(self.connections) > settings.max_connections and not self._evict_slowest():
             limit = settings.max_connections

@@ -6,6 +6,8 @@ key says which requests may share a pass. With `ATTENTION_BATCH_WAIT_MS` = 0 not
 
 How a group forms, on the event loop, without a timer:
 
+- a request that is its worker's only one in progress (no other head read and not yet answered,
+  app.http.edge) runs at once: nobody can join it;
 - the first request of a key opens a group and lets the loop turn once: requests that arrived
   with it, parsed in that turn, join it;
 - while each turn brings a newcomer and less than `batch_wait_ms` has passed since the opening,
@@ -101,8 +103,18 @@ class Group:
 class Batcher:
     """Groups joinable requests in front of `admission` (one per worker, like it)."""
 
-    def __init__(self, admission: Admission, wait_s: float, max_bytes: int) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        wait_s: float,
+        max_bytes: int,
+        alone: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`alone()`: whether the calling request is the only one its worker has in progress
+        (app.http.edge.alone_in_worker); such a request runs at once, without the loop's turn
+        a group would wait. False when nobody can tell: the request then waits that turn."""
         self.admission, self.wait_s, self.max_bytes = admission, wait_s, max_bytes
+        self.alone = alone
         self._open: dict[Hashable, Group] = {}
         self._runners: set[asyncio.Task[None]] = set()
         self.joined = 0  # requests answered by a pass of two or more (tests, docs)
@@ -122,7 +134,7 @@ class Batcher:
     ) -> Body:
         """The request's answer: from a pass with others of its key, or from `work` alone.
         Its deadline is `arrived` (perf_counter; now by default) plus the admission's timeout."""
-        if join is None or self.wait_s <= 0:
+        if join is None or self.wait_s <= 0 or self.alone():
             return await self.admission.run(work, timing, memory_bytes, inline)
         loop = asyncio.get_running_loop()
         arrived = time.perf_counter() if arrived is None else arrived

@@ -66,9 +66,12 @@ def test_the_pretrained_peers_smoke_run_compares_each_case_with_the_transformers
     rows = json.loads(out.read_text())
     assert [row["case"] for row in rows] == [
         "10 words, all layers", "120 words, all layers", "10 words, layers [5]",
+        "10 words, all layers, bfloat16", "120 words, all layers, bfloat16",
+        "10 words, layers [5], bfloat16",
     ]  # fmt: skip
     for row in rows:
         assert row["service_rps"] > 0
         assert row["baseline_rps"] > 0
         assert "transformers" in row["baseline"]
     assert "(BASELINE)" in finished.stdout
+    assert "(opt-in precision; the goal is 2×)" not in finished.stdout  # smoke: no verdicts

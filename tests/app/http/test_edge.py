@@ -3,6 +3,7 @@ against an in-process uvicorn (tests/reliability/test_connections.py runs `pytho
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -44,10 +45,10 @@ def limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 
 @contextmanager
-def serving(protocol: type[Any]) -> Iterator[tuple[int, uvicorn.Server]]:
+def serving(protocol: type[Any], app: Any = hello) -> Iterator[tuple[int, uvicorn.Server]]:
     port = free_port()
     config = uvicorn.Config(
-        hello, host="127.0.0.1", port=port, http=protocol, lifespan="off", log_level="warning"
+        app, host="127.0.0.1", port=port, http=protocol, lifespan="off", log_level="warning"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -205,3 +206,33 @@ def wait_refused(port: int) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the listener never closed")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_requests_in_progress_are_counted_from_the_connections(protocol: type[Any]) -> None:
+    seen: list[int | None] = []
+    second_arrived = asyncio.Event()  # both requests run on the server's one event loop
+
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/first":  # answered only once the second one has counted
+            await second_arrived.wait()
+        else:
+            seen.append(edge.requests_in_progress(at_most=10))
+            second_arrived.set()
+        await hello(scope, receive, send)
+
+    with (
+        serving(protocol, counting) as (port, _),
+        closing(connect(port)) as first,
+        closing(connect(port)) as second,
+    ):
+        first.sendall(REQUEST.replace(b"GET /", b"GET /first"))
+        second.sendall(REQUEST)
+        read_answer(second)
+        read_answer(first)
+        first.sendall(REQUEST)  # alone now: the earlier two are answered
+        read_answer(first)
+
+    assert seen == [2, 1]  # the second beside the first waiting; then one alone
+    assert edge.requests_in_progress(at_most=10) == 0
+    assert not edge.alone_in_worker()  # 0: a request that came some other way (tests)

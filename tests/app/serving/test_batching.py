@@ -307,3 +307,16 @@ async def test_a_group_alone_runs_the_plain_work() -> None:
     assert await start(runner, fakes)[0] == b"alone a"
     assert fakes[0].passes == []
     assert_nothing_held(runner.admission)
+
+
+@pytest.mark.anyio
+async def test_a_request_alone_in_its_worker_runs_at_once_without_a_group() -> None:
+    runner, fakes = batcher(), members("ab")
+    runner.alone = lambda: True  # the edge sees no other request in progress
+
+    tasks = start(runner, fakes)
+
+    assert runner._open == {}  # no group was opened: nothing to wait a turn of the loop for
+    assert await asyncio.gather(*tasks) == [b"alone a", b"alone b"]
+    assert fakes[0].passes == []
+    assert_nothing_held(runner.admission)

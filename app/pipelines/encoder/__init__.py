@@ -3,6 +3,7 @@ encoder folders of ATTENTION_MODELS_DIR): every layer on the project's MultiHead
 
 Checks run on the event loop, tokenizing in a thread off it; the estimate covers every layer's
 pass and what it keeps; the work runs the layers, cuts each sequence and encodes the answer.
+A float32 request on the CPU may share its forward with concurrent ones (batching.py).
 Arrays of a result gain a leading layer axis over the requested `layers`.
 """
 
@@ -80,7 +81,7 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         emit(end_frame(request, ends, context, computing))
 
     join = encoder_join(
-        request, request.model, pretrained, dtype,
+        request, request.model, pretrained, dtype, batch.input_ids.numel(),
         lambda: encoder_call(request, pretrained, batch, layers), finish, work,
     )  # fmt: skip
     return Prepared(work, estimate, frames=frames, join=join)

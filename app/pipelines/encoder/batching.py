@@ -51,19 +51,20 @@ def encoder_join(
     model: str,
     pretrained: Pretrained,
     dtype: torch.dtype,
+    rows: int,
     call_of: Callable[[], EncoderCall],
     finish: Finish,
     alone: Callable[[], Body],
 ) -> EncoderJoin | None:
-    """The request's joinable form, or None when it must run alone."""
+    """The request's joinable form, or None when it must run alone; `rows`: its B·L, and
+    `call_of` its forward's arguments (built only for a request that may join)."""
     if dtype != torch.float32 or traced_steps(request):
         return None
-    call = call_of()
-    if not may_join(pretrained.model, call.rows):  # also: float32 on the CPU
+    if not may_join(pretrained.model, rows):  # also: float32 on the CPU
         return None
     # the served object itself: a folder reloaded after an eviction is another object
     key = ("encoder", model, id(pretrained), dtype)
-    return EncoderJoin(key, pretrained, call, finish, alone)
+    return EncoderJoin(key, pretrained, call_of(), finish, alone)
 
 
 def run_together(members: Sequence[EncoderJoin], wanted: Callable[[int], bool]) -> list[Outcome]:

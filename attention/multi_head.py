@@ -36,6 +36,17 @@ class AttentionOutput:
     trace: dict[str, Tensor] = field(default_factory=dict)  # step name -> batched tensor
 
 
+@dataclass
+class AttendedHeads:
+    """Steps 4-8: the heads' outputs concatenated, before the output projection (step 9).
+    Kept apart so that a caller may project many calls' rows at once (attention/bert/joint.py)."""
+
+    concat: Tensor  # (B, L, H·d)
+    weights: Tensor | None = None  # (B, H, L, S), on the weighted path
+    fully_masked: Tensor | None = None  # (B, H, L), on the weighted path
+    steps: dict[str, Tensor] = field(default_factory=dict)  # the trace from "q" to "concat"
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention whose every intermediate step can be returned.
 
@@ -120,11 +131,25 @@ class MultiHeadAttention(nn.Module):
 
     def project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The linear layers: (B, L, E), (B, S, kdim), (B, S, vdim) -> Q, K, V (B, ·, H·d)."""
-        if query is key and key is value and self.in_proj_weight is not None:
-            # self-attention: one matrix product instead of three, as PyTorch does
-            return self._split_last(F.linear(query, self.in_proj_weight, self.in_proj_bias))
+        if query is key and key is value:
+            return self.split_projection(self.self_projection(query))
         (w_q, w_k, w_v), (b_q, b_k, b_v) = self.projection_weights(), self.projection_biases()
         return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+
+    def self_projection(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Self-attention's linear layers on (…, E): the packed Q|K|V product (one tensor), or Q,
+        K and V (three); `split_projection` turns either into Q, K, V."""
+        if self.in_proj_weight is not None:
+            # one matrix product instead of three, as PyTorch does
+            return (F.linear(x, self.in_proj_weight, self.in_proj_bias),)
+        (w_q, w_k, w_v), (b_q, b_k, b_v) = self.projection_weights(), self.projection_biases()
+        return F.linear(x, w_q, b_q), F.linear(x, w_k, b_k), F.linear(x, w_v, b_v)
+
+    def split_projection(self, parts: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
+        if len(parts) == 1:
+            return self._split_last(parts[0])
+        q, k, v = parts
+        return q, k, v
 
     def _split_last(self, packed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         sizes = [self.config.query_dim, self.config.kv_dim, self.config.kv_dim]
@@ -210,28 +235,25 @@ class MultiHeadAttention(nn.Module):
         key = query if key is None else key
         value = key if value is None else value
         check_inputs(self.config, query, key, value, key_padding_mask, attn_mask)
-        batch, length, _ = query.shape
-        source_length = key.shape[1]
-
         q, k, v = self.heads(query, key, value)
-        if not (need_weights or trace) and self._only_causal(key_padding_mask, attn_mask):
-            # a bare causal mask goes to the fused kernel as is_causal: no bias tensor at all
-            return self._fast_forward(q, k, v, None, is_causal=True)
-        bias = self.attention_bias(
-            batch, length, source_length,
-            key_padding_mask=key_padding_mask, attn_mask=attn_mask, like=q,
-        )  # fmt: skip
-        if weights_sink is not None and not trace:
+        blocked = need_weights or not self._only_causal(key_padding_mask, attn_mask)
+        if weights_sink is not None and not trace and blocked:
+            bias = self._bias(q, k, key_padding_mask, attn_mask)
             return self._blocked_forward(q, k, v, bias, weights_sink)
-        if not (need_weights or trace):
-            return self._fast_forward(q, k, v, bias)
-        return self._traced_forward(q, k, v, bias, keep_trace=trace)
+        attended = self.attended_heads(
+            q, k, v, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+            need_weights=need_weights, trace=trace,
+        )  # fmt: skip
+        return self.project_output(attended)
 
     def heads(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Steps 2-3 and the keys' extras: Q (B, H, L, d) and K, V (B, H_kv, S + extra, d),
         projected, split into heads, rotated (RoPE) and with bias_k and the zero key appended."""
+        return self.positioned_heads(*self.project(query, key, value))
+
+    def positioned_heads(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`heads` after the linear layers: projected (B, L, H·d), (B, S, H_kv·d) twice in."""
         config = self.config
-        q, k, v = self.project(query, key, value)  # (B, L, E), (B, S, kv_dim), (B, S, kv_dim)
         q = AF.split_heads(q, config.num_heads)  # (B, H, L, d)
         k = AF.split_heads(k, config.kv_heads)  # (B, H_kv, S, d)
         v = AF.split_heads(v, config.kv_heads)  # (B, H_kv, S, d)
@@ -239,6 +261,35 @@ class MultiHeadAttention(nn.Module):
             q, k = apply_rope(q, config.rope_base), apply_rope(k, config.rope_base)
         k, v = self.append_extra_keys(k, v)  # (B, H_kv, S + extra, d)
         return q, k, v
+
+    def attended_heads(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None,
+        attn_mask: Tensor | None,
+        need_weights: bool,
+        trace: bool,
+    ) -> AttendedHeads:
+        """Steps 4-8 on `heads`' Q, K, V, under the masks, by the path `forward` takes (the
+        fused kernel, or the weighted path when weights or steps are asked for)."""
+        if not (need_weights or trace) and self._only_causal(key_padding_mask, attn_mask):
+            # a bare causal mask goes to the fused kernel as is_causal: no bias tensor at all
+            return self._fast_heads(q, k, v, None, is_causal=True)
+        bias = self._bias(q, k, key_padding_mask, attn_mask)
+        return self._heads_under(q, k, v, bias, need_weights=need_weights, trace=trace)
+
+    def _bias(
+        self, q: Tensor, k: Tensor, key_padding_mask: Tensor | None, attn_mask: Tensor | None
+    ) -> Tensor | None:
+        batch, _, length, _ = q.shape
+        source_length = k.shape[2] - self.config.extra_keys  # the keys' own, before the extras
+        return self.attention_bias(
+            batch, length, source_length,
+            key_padding_mask=key_padding_mask, attn_mask=attn_mask, like=q,
+        )  # fmt: skip
 
     def attend(
         self,
@@ -253,9 +304,22 @@ class MultiHeadAttention(nn.Module):
         """Steps 4-9 on heads-split, already positioned Q (B, H, L, d) and K, V (B, H_kv, S, d)
         under one additive `bias` (B|1, H|1, L, S): for callers that keep their own keys, such
         as a decoder's cache, and so build the projections and the bias themselves."""
+        attended = self._heads_under(q, k, v, bias, need_weights=need_weights, trace=trace)
+        return self.project_output(attended)
+
+    def _heads_under(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, need_weights: bool,
+        trace: bool,
+    ) -> AttendedHeads:  # fmt: skip
         if not (need_weights or trace):
-            return self._fast_forward(q, k, v, bias)
-        return self._traced_forward(q, k, v, bias, keep_trace=trace)
+            return self._fast_heads(q, k, v, bias)
+        return self._weighted_heads(q, k, v, bias, keep_trace=trace)
+
+    def project_output(self, attended: AttendedHeads) -> AttentionOutput:
+        """Step 9, the output projection, on the concatenated heads (any leading axes)."""
+        output = F.linear(attended.concat, self.out_proj.weight, self.out_proj.bias)  # (…, E)
+        trace = {**attended.steps, "output": output} if attended.steps else {}
+        return AttentionOutput(output, attended.weights, attended.fully_masked, trace)
 
     def _only_causal(self, key_padding_mask: Tensor | None, attn_mask: Tensor | None) -> bool:
         config = self.config
@@ -268,9 +332,9 @@ class MultiHeadAttention(nn.Module):
             and attn_mask is None
         )
 
-    def _fast_forward(
+    def _fast_heads(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, is_causal: bool = False
-    ) -> AttentionOutput:
+    ) -> AttendedHeads:
         heads = AF.fast_attention(
             q, k, v,
             scale=self.config.resolved_scale,
@@ -278,7 +342,7 @@ class MultiHeadAttention(nn.Module):
             dropout=self.config.dropout if self.training else 0.0,
             is_causal=is_causal,
         )  # fmt: skip
-        return AttentionOutput(output=self.out_proj(AF.merge_heads(heads)))
+        return AttendedHeads(AF.merge_heads(heads))
 
     def _blocked_forward(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, sink: WeightsSink
@@ -306,12 +370,11 @@ class MultiHeadAttention(nn.Module):
             outputs.append(AF.weighted_sum(weights, v))  # (B, H, rows, d)
             fully_masked.append(masked_rows)
         concat = AF.merge_heads(torch.cat(outputs, dim=2))
-        output = F.linear(concat, self.out_proj.weight, self.out_proj.bias)
-        return AttentionOutput(output=output, fully_masked=torch.cat(fully_masked, dim=2))
+        return self.project_output(AttendedHeads(concat, fully_masked=torch.cat(fully_masked, 2)))
 
-    def _traced_forward(
+    def _weighted_heads(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, *, keep_trace: bool
-    ) -> AttentionOutput:
+    ) -> AttendedHeads:
         checkpoint()  # each (B, H, L, S) step can take seconds: a caller that gave up stops here
         scores = AF.attention_scores(q, k)  # (B, H, L, S)
         scale = self.config.resolved_scale
@@ -331,14 +394,11 @@ class MultiHeadAttention(nn.Module):
         checkpoint()
         heads = AF.weighted_sum(dropped, v)  # (B, H, L, d)
         concat = AF.merge_heads(heads)  # (B, L, H·d)
-        output = F.linear(concat, self.out_proj.weight, self.out_proj.bias)  # (B, L, E)
         if not keep_trace:
-            return AttentionOutput(output=output, weights=weights, fully_masked=fully_masked)
+            return AttendedHeads(concat, weights, fully_masked)
         steps = {
             "q": q, "k": k, "v": v, "scores": scores, "scaled_scores": scaled,
             "masked_scores": masked, "attention": weights, "head_outputs": heads,
-            "concat": concat, "output": output,
+            "concat": concat,
         }  # fmt: skip
-        return AttentionOutput(
-            output=output, weights=weights, fully_masked=fully_masked, trace=steps
-        )
+        return AttendedHeads(concat, weights, fully_masked, steps)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.batching                       # small, c=1,8,32, 3 rounds
     .venv/bin/python -m benchmarks.batching --waits 0,1 --concurrency 8 --rounds 5
+    .venv/bin/python -m benchmarks.batching --case pretrained --waits 0,0.5 --concurrency 1,2,4,8
 
 One server per wait value (`0` = batching off) and the minimal FastAPI + orjson app
 (`benchmarks.baselines.minimal`), all up at once, same workers; per concurrency and round each
@@ -9,7 +10,8 @@ is driven in turn by the same load generator (wrk when installed), so that the l
 processes falls on all alike. The table gives the medians over the rounds of req/s, p50 and
 the CPU time the server's processes spent per answered request (`/proc/PID/stat`, the steadier
 measure on a shared machine; not taken for the baseline), and per wait the median of the
-per-round ratios of req/s to batching off.
+per-round ratios of req/s to batching off. The pretrained case (the bundled encoder, one
+worker) has no baseline: the minimal app answers the random model's shape.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.serving.settings import Settings
 from benchmarks import peers, wrk
@@ -34,6 +37,28 @@ from benchmarks.server import process_tree, running_server
 BASELINE = "minimal"
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 Driver = Callable[[tuple[str, int, str], Case, int], Load]
+
+
+@dataclass(frozen=True)
+class PretrainedCase(Case):
+    """The bundled encoder on one sentence: a joined pass reads each layer's weights once for
+    all its members (docs/performance.md, micro-batching, pretrained encoders)."""
+
+    text: str = ""
+    server_env: dict[str, str] = field(default_factory=lambda: {"ATTENTION_WORKERS": "1"})
+
+    def payload(self) -> dict[str, Any]:
+        return {"model": "all-minilm-l6-v2", "text": self.text,
+                "output": {"attention": self.attention}}  # fmt: skip
+
+
+PRETRAINED = PretrainedCase(
+    "pretrained", 1, 12, 384, 12,
+    about="all-MiniLM-L6-v2, one sentence of 10 words (12 tokens), every layer's per-head "
+    "weights, one worker",
+    text="the man who passes the sentence should swing the sword",
+)  # fmt: skip
+BATCHING_CASES: dict[str, Case] = {**CASES, PRETRAINED.name: PRETRAINED}
 
 
 @dataclass(frozen=True)
@@ -87,11 +112,12 @@ def servers(waits: list[float], case: Case, log_dir: Path) -> Iterator[dict[str,
     with ExitStack() as stack:
         found = {}
         for wait in waits:
-            env = {"ATTENTION_BATCH_WAIT_MS": str(wait)}
+            env = {"ATTENTION_BATCH_WAIT_MS": str(wait), **case.server_env}
             server = stack.enter_context(running_server(env, log_dir))
             found[label(wait)] = Served(server.port, server.process.pid)
-        port = stack.enter_context(peers.running_minimal(workers, log_dir, case))
-        found[BASELINE] = Served(port, None)
+        if not isinstance(case, PretrainedCase):
+            port = stack.enter_context(peers.running_minimal(workers, log_dir, case))
+            found[BASELINE] = Served(port, None)
         yield found
 
 
@@ -153,7 +179,7 @@ def table(rows: list[BatchRow]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", default="small", choices=sorted(CASES))
+    parser.add_argument("--case", default="small", choices=sorted(BATCHING_CASES))
     parser.add_argument("--waits", default="0,0.5,1,2", help="ATTENTION_BATCH_WAIT_MS values")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
     parser.add_argument("--rounds", type=int, default=3, help="turns of every server")
@@ -161,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args(argv)
     waits = [float(part) for part in args.waits.split(",")]
-    case = CASES[args.case]
+    case = BATCHING_CASES[args.case]
     rows: list[BatchRow] = []
 
     def drive_one(url: tuple[str, int, str], case: Case, concurrency: int) -> Load:

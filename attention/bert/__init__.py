@@ -25,6 +25,13 @@ from attention.bert.config import (
     num_parameters,
     parameter_bytes,
 )
+from attention.bert.joint import (
+    EncoderCall,
+    JoinRule,
+    join_rule,
+    joint_forward,
+    may_join,
+)
 from attention.bert.loading import (
     BUNDLED_MODEL_NAME,
     BertInfo,
@@ -59,6 +66,8 @@ __all__ = [
     "BertLayer",
     "BertModel",
     "BertOutput",
+    "EncoderCall",
+    "JoinRule",
     "LayerHook",
     "LayerOutput",
     "ModelDependencyError",
@@ -75,8 +84,11 @@ __all__ = [
     "check_model_size",
     "embed_texts",
     "head_entropy",
+    "join_rule",
+    "joint_forward",
     "load_bert",
     "load_hf_state_dict",
+    "may_join",
     "mean_pool",
     "num_parameters",
     "offset_argmax_share",

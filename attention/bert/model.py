@@ -98,10 +98,16 @@ class BertLayer(nn.Module):
         attended: AttentionOutput = self.attention(
             x, key_padding_mask=key_padding_mask, need_weights=need_weights, trace=trace
         )
-        x = self.attention_norm(x + attended.output)  # (B, L, E)
-        hidden = F.gelu(self.intermediate(x), approximate="none")  # (B, L, I)
-        x = self.output_norm(x + self.output(hidden))  # (B, L, E)
-        return x, attended
+        return self.feed_forward(x, attended.output), attended
+
+    def feed_forward(self, x: Tensor, attended: Tensor) -> Tensor:
+        """The layer after its attention, row by row: (…, E) entering the layer and the
+        attention's output -> (…, E). Any leading axes: a joined pass runs it on many callers'
+        rows at once (attention/bert/joint.py)."""
+        x = self.attention_norm(x + attended)  # (…, E)
+        hidden = F.gelu(self.intermediate(x), approximate="none")  # (…, I)
+        leaving: Tensor = self.output_norm(x + self.output(hidden))  # (…, E)
+        return leaving
 
 
 class BertModel(nn.Module):
@@ -131,14 +137,12 @@ class BertModel(nn.Module):
         that entered the layer. `on_layer` sees each layer's result as soon as it is computed
         (a caller that streams layers; it runs in the forward's thread, and may block it).
         """
-        self._check_inputs(input_ids, key_padding_mask, token_type_ids, trace_layers)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)  # (B, L, E)
+        self.check_inputs(input_ids, key_padding_mask, token_type_ids, trace_layers)
+        x = self.embed(input_ids, token_type_ids)  # (B, L, E)
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
         traces: dict[int, dict[str, Tensor]] = {}
-        weighted = self._weighted_layers(output_attentions)
+        weighted = self.weighted_layers(output_attentions)
         for index, layer in enumerate(self.layers):
             checkpoint()  # a caller that gave up stops here, one layer at most after it did
             trace = index in trace_layers
@@ -155,13 +159,21 @@ class BertModel(nn.Module):
                 on_layer(LayerOutput(index, x, kept, traces.get(index, {})))
         return BertOutput(x, tuple(hidden_states), tuple(attentions), traces, tuple(weighted))
 
-    def _weighted_layers(self, output_attentions: bool | Collection[int]) -> list[int]:
+    def embed(self, input_ids: Tensor, token_type_ids: Tensor | None) -> Tensor:
+        """(B, L) ids -> (B, L, E), the hidden state entering the first layer."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embedded: Tensor = self.embeddings(input_ids, token_type_ids)
+        return embedded
+
+    def weighted_layers(self, output_attentions: bool | Collection[int]) -> list[int]:
+        """The layers whose weights `output_attentions` keeps, ascending."""
         every = range(self.config.num_hidden_layers)
         if isinstance(output_attentions, bool):
             return list(every) if output_attentions else []
         return sorted(set(output_attentions) & set(every))
 
-    def _check_inputs(
+    def check_inputs(
         self,
         input_ids: Tensor,
         key_padding_mask: Tensor | None,

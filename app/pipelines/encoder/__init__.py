@@ -3,6 +3,7 @@ encoder folders of ATTENTION_MODELS_DIR): every layer on the project's MultiHead
 
 Checks run on the event loop, tokenizing in a thread off it; the estimate covers every layer's
 pass and what it keeps; the work runs the layers, cuts each sequence and encodes the answer.
+A float32 request on the CPU may share its forward with concurrent ones (batching.py).
 Arrays of a result gain a leading layer axis over the requested `layers`.
 """
 
@@ -18,6 +19,7 @@ from app.http.encoding import Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import RANDOM_MODEL, Context, Prepared
 from app.pipelines.answer import encode_answer
+from app.pipelines.encoder.batching import encoder_join
 from app.pipelines.encoder.checks import (
     check_pretrained_limits,
     check_pretrained_request,
@@ -26,11 +28,16 @@ from app.pipelines.encoder.checks import (
 )
 from app.pipelines.encoder.cost import pretrained_estimate
 from app.pipelines.encoder.registry import Pretrained, PretrainedRegistry
-from app.pipelines.encoder.run import run_pretrained, stream_pretrained
+from app.pipelines.encoder.run import (
+    encoder_call,
+    forward_pretrained,
+    run_pretrained,
+    stream_pretrained,
+)
 from app.pipelines.frames import Emit, end_frame, head_frame, layer_frame
 from app.pipelines.shaping import checked_shapings
 from attention import InputError, resolve_dtype
-from attention.bert import BertConfig
+from attention.bert import BertConfig, BertOutput
 
 
 async def prepare(request: AttentionRequest, context: Context) -> Prepared:
@@ -51,7 +58,12 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     def work() -> Body:
         model = copy_in(dtype)
         computing = time.perf_counter()
-        results = run_pretrained(request, model, batch, layers)
+        return finish(forward_pretrained(request, model, batch, layers), computing)
+
+    def finish(output: BertOutput, computing: float) -> Body:
+        """The answer from the forward's output: the request's own, or its part of a joined
+        pass (app/pipelines/encoder/batching.py)."""
+        results = run_pretrained(request, copy_in(dtype), batch, layers, output)
         resolved = resolved_config(request, config, layers)
         return encode_answer(request, results, resolved, context, computing)
 
@@ -68,7 +80,11 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         ends = stream_pretrained(request, model, batch, layers, on_layer)
         emit(end_frame(request, ends, context, computing))
 
-    return Prepared(work, estimate, frames=frames)
+    join = encoder_join(
+        request, request.model, pretrained, dtype, batch.input_ids.numel(),
+        lambda: encoder_call(request, pretrained, batch, layers), finish, work,
+    )  # fmt: skip
+    return Prepared(work, estimate, frames=frames, join=join)
 
 
 async def served_model(

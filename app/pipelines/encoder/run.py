@@ -21,6 +21,7 @@ from app.pipelines.encoder.registry import Pretrained
 from app.pipelines.shaping import shaped_layers
 from attention.bert import (
     BertOutput,
+    EncoderCall,
     LayerHook,
     LayerOutput,
     TokenizedBatch,
@@ -36,11 +37,16 @@ Array = np.ndarray[Any, Any]
 
 
 def run_pretrained(
-    request: AttentionRequest, pretrained: Pretrained, batch: TokenizedBatch, layers: list[int]
+    request: AttentionRequest,
+    pretrained: Pretrained,
+    batch: TokenizedBatch,
+    layers: list[int],
+    output: BertOutput,
 ) -> list[dict[str, Any]]:
-    """Every sequence's whole answer."""
+    """Every sequence's whole answer, cut from the forward's `output` (`forward_pretrained`,
+    or the request's part of a joined pass: app/pipelines/encoder/batching.py)."""
     traced = traced_steps(request)
-    output, pooled = _forward(request, pretrained, batch, layers, traced)
+    pooled = _pooled(request, pretrained, batch, output)
     return [
         _sequence_result(request, output, batch, row, layers, traced, pooled)
         for row in range(len(batch.lengths))
@@ -63,7 +69,8 @@ def stream_pretrained(
         if layer.index in layers:
             on_layer(layer.index, _one_layer_fields(request, layer, batch, traced))
 
-    output, pooled = _forward(request, pretrained, batch, layers, traced, layer_done)
+    output = forward_pretrained(request, pretrained, batch, layers, layer_done)
+    pooled = _pooled(request, pretrained, batch, output)
     return [
         _end_fields(request, output, batch, row, layers, pooled)
         for row in range(len(batch.lengths))
@@ -74,34 +81,51 @@ def traced_steps(request: AttentionRequest) -> list[str]:
     return [step for step in request.output.step_names() if step in TRACED_STEPS]
 
 
-def _forward(
+def encoder_call(
+    request: AttentionRequest, pretrained: Pretrained, batch: TokenizedBatch, layers: list[int]
+) -> EncoderCall:
+    """The request's forward arguments, on the model's device: the padding mask only when the
+    sequences' lengths differ, the weights of the layers the answer needs."""
+    device = next(pretrained.model.parameters()).device
+    batch = batch.to(device)
+    weighted = weighted_layers(request, layers, pretrained.info.config.num_hidden_layers)
+    return EncoderCall(batch.input_ids, _padding(batch), batch.token_type_ids, weighted)
+
+
+def forward_pretrained(
     request: AttentionRequest,
     pretrained: Pretrained,
     batch: TokenizedBatch,
     layers: list[int],
-    traced: list[str],
     on_layer: LayerHook | None = None,
-) -> tuple[BertOutput, Array | None]:
-    """The pass over every layer, and the sentence embeddings if asked for."""
-    device = next(pretrained.model.parameters()).device
-    batch = batch.to(device)
-    padded = min(batch.lengths) != max(batch.lengths)
-    padding = batch.key_padding_mask if padded else None
-    weighted = weighted_layers(request, layers, pretrained.info.config.num_hidden_layers)
-    output = pretrained.model(
-        batch.input_ids,
-        key_padding_mask=padding,
-        token_type_ids=batch.token_type_ids,
-        output_attentions=weighted,
-        trace_layers=layers if traced else (),
+) -> BertOutput:
+    """The request's own pass over every layer."""
+    call = encoder_call(request, pretrained, batch, layers)
+    output: BertOutput = pretrained.model(
+        call.input_ids,
+        key_padding_mask=call.key_padding_mask,
+        token_type_ids=call.token_type_ids,
+        output_attentions=call.output_attentions,
+        trace_layers=layers if traced_steps(request) else (),
         on_layer=on_layer,
     )
-    pooled = (
-        numpy(sentence_embeddings(output.last_hidden_state, padding, pretrained.info.pooling))
-        if request.output.embedding
-        else None
-    )
-    return output, pooled
+    return output
+
+
+def _padding(batch: TokenizedBatch) -> Tensor | None:
+    padded = min(batch.lengths) != max(batch.lengths)
+    return batch.key_padding_mask if padded else None
+
+
+def _pooled(
+    request: AttentionRequest, pretrained: Pretrained, batch: TokenizedBatch, output: BertOutput
+) -> Array | None:
+    """The sentence embeddings, if asked for."""
+    if not request.output.embedding:
+        return None
+    hidden = output.last_hidden_state
+    padding = _padding(batch.to(hidden.device))
+    return numpy(sentence_embeddings(hidden, padding, pretrained.info.pooling))
 
 
 def _sequence_result(

@@ -17,7 +17,8 @@ on torch 2.13 CPU (MKL), rows 1-3 differ at one thread, more at two (docs/perfor
 micro-batching). So the rule is measured, not assumed: `join_rule` probes the model's own layer
 once per (layer shapes, dtype, torch threads) and says from which row count a caller's rows come
 out equal; a caller under it, or a model whose rows differ at `MAX_SMALLEST_ROWS` or more, is not
-joined. float32 on the CPU only: the equality is measured there.
+joined (float64 on this CPU: its rows differ at most counts). On the CPU only: a GPU's matrix
+products choose their kernels by the whole product's shape, which the probe does not cover.
 
 Each caller's slice of a joined tensor is copied into a fresh contiguous tensor wherever its own
 call would hold one (a view at an offset may take another vectorised path).
@@ -125,9 +126,9 @@ def may_join(model: BertModel, rows: int) -> bool:
 
 def probe_key(model: BertModel) -> Hashable | None:
     """What the rule depends on: the layer's shapes, the dtype, the torch threads; None where
-    nothing is measured (not float32 on the CPU)."""
+    nothing is measured (not on the CPU)."""
     parameter = next(model.parameters())
-    if parameter.dtype != torch.float32 or parameter.device.type != "cpu":
+    if parameter.device.type != "cpu":
         return None
     shapes = tuple(tuple(each.shape) for each in model.layers[0].parameters())
     return shapes, parameter.dtype, torch.get_num_threads()
@@ -170,12 +171,11 @@ def _row_wise(layer: BertLayer, x: Tensor) -> list[Tensor]:
 
 def joint_forward(model: BertModel, calls: Sequence[EncoderCall]) -> list[BertOutput]:
     """`call.alone(model)` for each call, in one pass over the layers (see the module's text
-    for what is joined). float32 on the CPU; `join_rule` says which calls to join."""
+    for what is joined). On the CPU; `join_rule` says which calls to join."""
     parameter = next(model.parameters())
-    if parameter.dtype != torch.float32 or parameter.device.type != "cpu":
+    if parameter.device.type != "cpu":
         raise InputError(
-            f"a joined pass runs float32 models on the CPU; this one is {parameter.dtype} on "
-            f"{parameter.device}",
+            f"a joined pass runs models on the CPU; this one is on {parameter.device}",
             field="model",
         )
     members, first = [], 0

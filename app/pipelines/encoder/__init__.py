@@ -80,10 +80,14 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
         ends = stream_pretrained(request, model, batch, layers, on_layer)
         emit(end_frame(request, ends, context, computing))
 
-    join = encoder_join(
-        request, request.model, pretrained, dtype, batch.input_ids.numel(),
-        lambda: encoder_call(request, pretrained, batch, layers), finish, work,
-    )  # fmt: skip
+    # a copy in another dtype joins once loaded: loading it is the first request's own work
+    copy = pretrained if dtype == torch.float32 else context.service.pretrained.loaded(dtype)
+    join = None
+    if copy is not None:
+        join = encoder_join(
+            request, request.model, copy, dtype, batch.input_ids.numel(),
+            lambda: encoder_call(request, copy, batch, layers), finish, work,
+        )  # fmt: skip
     return Prepared(work, estimate, frames=frames, join=join)
 
 

@@ -3,7 +3,8 @@ runs as one, each with numbers bitwise equal to its own pass (app/serving/batchi
 them).
 
 Joined: a request to one served model object (the bundled model, ATTENTION_MODEL_PATH's, or an
-encoder folder of ATTENTION_MODELS_DIR) in float32 on the CPU, that traces no steps (a traced
+encoder folder of ATTENTION_MODELS_DIR) on the CPU, in the copy of its dtype already loaded (a
+first bfloat16 request loads that copy alone), that traces no steps (a traced
 layer keeps every step: a large answer, where joining gains nothing) and whose rows (B·L: its
 sequences × their padded length) the model's measured rule admits (`attention.bert.join_rule`).
 Streamed requests never join (their frames leave layer by layer, `Prepared.frames`). Members
@@ -56,11 +57,12 @@ def encoder_join(
     finish: Finish,
     alone: Callable[[], Body],
 ) -> EncoderJoin | None:
-    """The request's joinable form, or None when it must run alone; `rows`: its B·L, and
-    `call_of` its forward's arguments (built only for a request that may join)."""
-    if dtype != torch.float32 or traced_steps(request):
+    """The request's joinable form, or None when it must run alone; `pretrained`: the model in
+    the request's dtype, `rows`: its B·L, and `call_of` its forward's arguments (built only for
+    a request that may join)."""
+    if traced_steps(request):
         return None
-    if not may_join(pretrained.model, rows):  # also: float32 on the CPU
+    if not may_join(pretrained.model, rows):  # also: on the CPU, a dtype whose rule admits it
         return None
     # the served object itself: a folder reloaded after an eviction is another object
     key = ("encoder", model, id(pretrained), dtype)

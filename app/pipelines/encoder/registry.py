@@ -95,6 +95,10 @@ class PretrainedRegistry:
                 self._loaded[dtype] = Pretrained(model, tokenizer, info)
             return self._loaded[dtype]
 
+    def loaded(self, dtype: torch.dtype) -> Pretrained | None:
+        """The copy in `dtype` if it is loaded already (never loads: the event loop asks)."""
+        return self._loaded.get(dtype)
+
     def _load(self, dtype: torch.dtype) -> tuple[BertModel, WordPieceTokenizer, BertInfo]:
         assert self.path is not None
         try:

@@ -171,12 +171,27 @@ def test_the_pass_stops_at_a_layers_checkpoint(tiny: BertModel) -> None:
         joint_forward(tiny, calls)
 
 
-def test_only_float32_on_the_cpu_is_joined(tiny: BertModel) -> None:
+def test_bfloat16_joined_equals_each_alone(threads: int) -> None:
+    torch.manual_seed(1)
+    check_trials(BertModel(TINY).to(torch.bfloat16).eval(), seed=20 + threads, trials=6)
+
+
+def test_the_rule_is_measured_per_dtype(tiny: BertModel) -> None:
+    torch.manual_seed(0)
     wide = BertModel(TINY).double().eval()
-    assert join_rule(wide) is None
-    assert not may_join(wide, 20)
-    with pytest.raises(InputError, match="float32"):
-        joint_forward(wide, [EncoderCall(torch.full((1, 12), 5))] * 2)
+    rule = join_rule(wide)
+    # whatever this CPU measures, a dtype is joined only as far as its own rule admits
+    assert may_join(wide, 20) == (rule is not None and rule.admits(20))
+    assert join_rule(wide) is rule  # measured once
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU")
+def test_a_model_on_a_gpu_is_never_joined() -> None:
+    on_gpu = BertModel(TINY).eval().cuda()
+    assert join_rule(on_gpu) is None
+    assert not may_join(on_gpu, 20)
+    with pytest.raises(InputError, match="on the CPU"):
+        joint_forward(on_gpu, [EncoderCall(torch.full((1, 12), 5, device="cuda"))] * 2)
 
 
 # -- the rule -------------------------------------------------------------------------------

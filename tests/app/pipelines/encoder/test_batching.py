@@ -235,3 +235,18 @@ async def test_encoder_folders_of_the_library_join_too(library: Service) -> None
         off_library.admission.shutdown()
     assert_joined_equal_alone(together, alone, media)
     assert_nothing_held(library.admission)
+
+
+@requires_bundled_model
+async def test_bfloat16_requests_join_once_their_copy_is_loaded(on: Service, off: Service) -> None:
+    form = {"config": {"dtype": "bfloat16"}}
+    requests = [request_of(index, form) for index in range(3)]
+    media = [MSGPACK] * 3
+    first = await answers(on, requests[:1], media[:1])  # loads the copy, alone
+    assert on.batcher.joined == 0
+    together = await answers(on, requests, media)
+    assert on.batcher.joined == 3
+    alone = await answers(off, requests, media)
+    assert_joined_equal_alone(together, alone, media)
+    assert_joined_equal_alone(first, alone[:1], media[:1])
+    assert_nothing_held(on.admission)

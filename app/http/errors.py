@@ -73,6 +73,13 @@ class Overloaded(ServiceError):
     status_code = 429
 
 
+class ClientClosed(ServiceError):
+    """The client closed its connection before its request's body had arrived: nothing can be
+    answered; 499 (nginx's "client closed request") labels the access log and the metrics."""
+
+    status_code = 499
+
+
 class NotReady(ServiceError):
     status_code = 503
 

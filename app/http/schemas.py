@@ -126,9 +126,10 @@ class HeadConfig(Strict):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of weights and token embeddings")
     dtype: Literal["float32", "float64", "bfloat16"] = Field(
         "float32",
-        description="Computation precision. bfloat16 (the random model and "
-        "ATTENTION_MODEL_PATH's model) is 2-3x faster on CPUs with bfloat16 instructions and "
-        "keeps about 3 significant digits; answers carry its numbers as float32",
+        description="Computation precision. bfloat16 (the random model and the pretrained "
+        "model: the bundled all-MiniLM-L6-v2 or ATTENTION_MODEL_PATH's; not the folders of "
+        "ATTENTION_MODELS_DIR) is 2-3x faster on CPUs with bfloat16 instructions and keeps "
+        "about 3 significant digits; answers carry its numbers as float32",
     )
 
 

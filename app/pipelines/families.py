@@ -133,12 +133,8 @@ FAMILIES: tuple[Family, ...] = (EncoderFamily(), DecoderFamily())
 
 def family_of(folder: Path) -> Family:
     """The family config.json's `model_type` belongs to; a ConfigError lists every one."""
-    path = folder / CONFIG_FILE
-    found = files.kind(path, folder)
-    if found is None:
-        raise files.file_error(path, folder, "is missing: the model's configuration file")
-    files.require_regular(path, folder, found)
-    model_type = files.read_json_object(path, folder).get("model_type")
+    config = files.read_required_object(folder / CONFIG_FILE, folder, files.CONFIG_ROLE)
+    model_type = config.get("model_type")
     for family in FAMILIES:
         if model_type in family.model_types:
             return family

@@ -253,4 +253,5 @@ class ModelLibrary:
             **family.describe(entry.config, entry.loaded),
             "parameters": entry.parameters,
             "parameter_bytes": entry.bytes,
+            "dtypes": ["float32"],  # the copy the library's budget counts, and the only one
         }

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from app.http.answers import AttentionResponse, MessageErrorBody, ValidationErrorBody
 from app.http.encoding import (
@@ -21,7 +22,7 @@ from app.http.encoding import (
     frames_encoding,
     negotiate,
 )
-from app.http.errors import InvalidRequest, NotAcceptable, UnsupportedMedia
+from app.http.errors import ClientClosed, InvalidRequest, NotAcceptable, UnsupportedMedia
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared, pipeline_for
 from app.pipelines.cost import check_text, parsed_body_bytes
@@ -138,7 +139,10 @@ async def read_json_body(request: Request) -> bytes:
         kind = content_type.split(";")[0].strip().lower()
         if kind != JSON and not kind.endswith("+json"):
             raise UnsupportedMedia(f"content-type {kind!r} is not supported; send {JSON}")
-    return await request.body()
+    try:
+        return await request.body()
+    except ClientDisconnect:  # not the service's fault: no 500, no traceback
+        raise ClientClosed("the client closed the connection before its body arrived") from None
 
 
 def parse_request(body: bytes) -> AttentionRequest:

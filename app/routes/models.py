@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.pipelines import RANDOM_MODEL
 from app.service import Service, get_service
+from attention.device import DTYPES
 
 router = APIRouter(tags=["models"])
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -36,6 +37,12 @@ class ModelEntry(BaseModel):
         "available in another; both serve it"
     )
     layers: int
+    dtypes: list[str] = Field(
+        default_factory=list,
+        description="The values of `config.dtype` it computes in (the random model and the "
+        "pretrained encoder: float32, float64, bfloat16; the folders of ATTENTION_MODELS_DIR: "
+        "float32); empty for a folder that is not served",
+    )
 
 
 class ModelList(BaseModel):
@@ -61,6 +68,7 @@ async def list_models(service: ServiceDep) -> dict[str, Any]:
         "name": RANDOM_MODEL,
         "kind": "seeded",
         "layers": 1,
+        "dtypes": list(DTYPES),
         "description": "One attention layer shaped by `config`, weights drawn from config.seed",
     }
     return {

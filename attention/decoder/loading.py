@@ -131,12 +131,7 @@ def check_folder(folder: Path, config: DecoderConfig) -> CheckedFolder:
 
 
 def read_decoder_config(folder: Path) -> DecoderConfig:
-    path = folder / CONFIG_FILE
-    found = files.kind(path, folder)
-    if found is None:
-        raise files.file_error(path, folder, "is missing: the model's configuration file")
-    files.require_regular(path, folder, found)
-    raw = files.read_json_object(path, folder)
+    raw = files.read_required_object(folder / CONFIG_FILE, folder, files.CONFIG_ROLE)
     try:
         return DecoderConfig.from_dict(raw)
     except ConfigError as error:

@@ -101,6 +101,19 @@ def read_bytes(path: Path, folder: Path, *, max_bytes: int) -> bytes:
         raise file_error(path, folder, os_cause(error)) from None
 
 
+CONFIG_ROLE = "the model's configuration file"
+
+
+def read_required_object(path: Path, folder: Path, role: str) -> dict[str, Any]:
+    """A JSON object the folder must hold (config.json): missing, or not a regular file, is a
+    ModelFileError naming it and its `role`."""
+    found = kind(path, folder)
+    if found is None:
+        raise file_error(path, folder, f"is missing: {role}")
+    require_regular(path, folder, found)
+    return read_json_object(path, folder)
+
+
 def read_json_object(path: Path, folder: Path, *, max_bytes: int = MiB) -> dict[str, Any]:
     """A JSON file that must hold an object (config.json, sentence_bert_config.json)."""
     content = read_json_bytes(path, folder, max_bytes=max_bytes)

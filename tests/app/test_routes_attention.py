@@ -242,3 +242,32 @@ async def test_steps_lists_the_registry_in_pipeline_order() -> None:
         "shape": "H × L × d_k",
         "meaning": "queries per head (after RoPE when configured)",
     }
+
+
+async def test_a_client_gone_before_its_body_is_499_not_a_logged_500(
+    served: tuple[FastAPI, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = served
+    body = b'{"sequences": [["a", "b"]]}'
+    chunks = iter([
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ])  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(chunks)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/attention", "raw_path": b"/attention", "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("app", 80),
+    }  # fmt: skip
+    await app(scope, receive, send)
+
+    assert sent[0]["status"] == 499
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]

@@ -70,3 +70,14 @@ async def test_schema_bounds_name_the_working_limit_info_reports() -> None:
     named = {key for text in descriptions(schema) for key in re.findall(r"limits\.(\w+)", text)}
     assert named
     assert named <= set(limits)
+
+
+async def test_each_model_lists_the_dtypes_it_computes_in_as_the_schema_names_them() -> None:
+    async with serving() as (_, client):
+        models = (await client.get("/models")).json()["models"]
+        schema = (await client.get("/openapi.json")).json()
+
+    accepted = schema["components"]["schemas"]["HeadConfig"]["properties"]["dtype"]["enum"]
+    assert accepted == ["float32", "float64", "bfloat16"]
+    for model in models:  # the random model, and the pretrained one where it is installed
+        assert model["dtypes"] == accepted, model["name"]

@@ -29,6 +29,7 @@ from attention.bert import (
     parameter_bytes,
 )
 from attention.bert.config import format_bytes
+from attention.device import DTYPES
 
 logger = logging.getLogger("app")
 BUNDLED_NAME = "all-minilm-l6-v2"
@@ -152,6 +153,7 @@ class PretrainedRegistry:
             **encoder_sizes(config, info.max_length),
             "parameters": info.num_parameters,
             "parameter_bytes": parameter_bytes(config, torch.float32),
+            "dtypes": list(DTYPES),  # a copy in another dtype is made on first use
         }]  # fmt: skip
 
 

@@ -149,3 +149,8 @@ async def test_a_model_name_is_matched_whatever_its_case(client: httpx.AsyncClie
     assert folders == sorted(folders)
     response = await client.post("/attention", json={**body, "model": "RANDOM", "text": TEXT})
     assert response.status_code == 200, response.text
+
+
+async def test_a_folder_lists_float32_as_its_only_dtype(client: httpx.AsyncClient) -> None:
+    listed = {entry["name"]: entry for entry in (await client.get("/models")).json()["models"]}
+    assert listed["tiny-bert"]["dtypes"] == ["float32"]

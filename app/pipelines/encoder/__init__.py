@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ from app.pipelines.encoder.run import (
 from app.pipelines.frames import Emit, end_frame, head_frame, layer_frame
 from app.pipelines.shaping import checked_shapings
 from attention import InputError, resolve_dtype
-from attention.bert import BertConfig, BertOutput
+from attention.bert import BertConfig, BertOutput, TokenizedBatch
 
 
 async def prepare(request: AttentionRequest, context: Context) -> Prepared:
@@ -54,41 +55,56 @@ async def prepare(request: AttentionRequest, context: Context) -> Prepared:
     estimate = pretrained_estimate(request, batch, config, layers, context.media_type)
     check_pretrained_limits(request, batch, estimate, context.service.settings)
     checked_shapings(request.output, config.num_attention_heads, batch.lengths)
-
-    def work() -> Body:
-        model = copy_in(dtype)
-        computing = time.perf_counter()
-        return finish(forward_pretrained(request, model, batch, layers), computing)
-
-    def finish(output: BertOutput, computing: float) -> Body:
-        """The answer from the forward's output: the request's own, or its part of a joined
-        pass (app/pipelines/encoder/batching.py)."""
-        results = run_pretrained(request, copy_in(dtype), batch, layers, output)
-        resolved = resolved_config(request, config, layers)
-        return encode_answer(request, results, resolved, context, computing)
-
-    def frames(emit: Emit) -> None:
-        model = copy_in(dtype)
-        computing = time.perf_counter()
-        resolved = resolved_config(request, config, layers)
-        tokens = [(list(labels), list(labels)) for labels in batch.tokens]
-        emit(head_frame(request.model, resolved, layers, tokens, layer_axis=True))
-
-        def on_layer(index: int, results: list[dict[str, Any]]) -> None:
-            emit(layer_frame(index, results))
-
-        ends = stream_pretrained(request, model, batch, layers, on_layer)
-        emit(end_frame(request, ends, context, computing))
-
+    work = EncoderWork(request, context, copy_in, dtype, batch, layers)
     # a copy in another dtype joins once loaded: loading it is the first request's own work
     copy = pretrained if dtype == torch.float32 else context.service.pretrained.loaded(dtype)
     join = None
     if copy is not None:
         join = encoder_join(
             request, request.model, copy, dtype, batch.input_ids.numel(),
-            lambda: encoder_call(request, copy, batch, layers), finish, work,
+            lambda: encoder_call(request, copy, batch, layers), work.finish, work.answer,
         )  # fmt: skip
-    return Prepared(work, estimate, frames=frames, join=join)
+    return Prepared(work.answer, estimate, frames=work.frames, join=join)
+
+
+@dataclass(frozen=True)
+class EncoderWork:
+    """A checked request's work, in the admission's thread: the pass over every layer, the cut
+    per sequence, the encoding; whole, in frames, or from its part of a joined pass."""
+
+    request: AttentionRequest
+    context: Context
+    copy_in: Callable[[torch.dtype], Pretrained]  # the model in a dtype, loaded on first use
+    dtype: torch.dtype
+    batch: TokenizedBatch
+    layers: list[int]
+
+    def answer(self) -> Body:
+        model = self.copy_in(self.dtype)
+        computing = time.perf_counter()
+        output = forward_pretrained(self.request, model, self.batch, self.layers)
+        return self.finish(output, computing)
+
+    def finish(self, output: BertOutput, computing: float) -> Body:
+        """The answer from the forward's output: the request's own, or its part of a joined
+        pass (app/pipelines/encoder/batching.py)."""
+        model = self.copy_in(self.dtype)
+        results = run_pretrained(self.request, model, self.batch, self.layers, output)
+        resolved = resolved_config(self.request, model.info.config, self.layers)
+        return encode_answer(self.request, results, resolved, self.context, computing)
+
+    def frames(self, emit: Emit) -> None:
+        model = self.copy_in(self.dtype)
+        computing = time.perf_counter()
+        resolved = resolved_config(self.request, model.info.config, self.layers)
+        tokens = [(list(labels), list(labels)) for labels in self.batch.tokens]
+        emit(head_frame(self.request.model, resolved, self.layers, tokens, layer_axis=True))
+
+        def on_layer(index: int, results: list[dict[str, Any]]) -> None:
+            emit(layer_frame(index, results))
+
+        ends = stream_pretrained(self.request, model, self.batch, self.layers, on_layer)
+        emit(end_frame(self.request, ends, self.context, computing))
 
 
 async def served_model(

@@ -16,18 +16,18 @@ from typing import Any
 
 import ormsgpack
 import pytest
-import torch
 
 from app.http.encoding import MSGPACK, Body
 from app.http.errors import DeadlineExceeded, NotReady
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared
 from app.pipelines.random import prepare
-from app.service import Service, torch_threads
+from app.service import Service
 from app.serving.batching import Batcher, Outcome
 from app.serving.runtime import Admission, MemoryBudget, Timing
 from app.serving.settings import Settings
 from tests.app.serving.test_runtime import eventually
+from tests.support.service import service_of
 
 # -- the real pipeline -----------------------------------------------------------------------
 
@@ -53,15 +53,7 @@ def attention_request(index: int, form: dict[str, Any], length: int = 7) -> Atte
 
 @pytest.fixture
 def service() -> Iterator[Service]:
-    """With the torch threads the service's lifespan sets: the numbers are compared at the
-    thread count they are computed with in production."""
-    settings = Settings(batch_wait_ms=50)
-    service = Service.from_settings(settings)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(torch_threads(settings))
-    yield service
-    torch.set_num_threads(previous)
-    service.admission.shutdown()
+    yield from service_of(Settings(batch_wait_ms=50))
 
 
 async def prepared(service: Service, request: AttentionRequest) -> tuple[Prepared, Context]:

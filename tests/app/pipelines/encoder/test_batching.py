@@ -17,18 +17,18 @@ from typing import Any
 import orjson
 import ormsgpack
 import pytest
-import torch
 
 from app.http.encoding import JSON, MSGPACK, Body
 from app.http.schemas import AttentionRequest
 from app.pipelines import Context, Prepared, choose
 from app.pipelines.encoder import batching
 from app.pipelines.encoder.batching import EncoderJoin
-from app.service import Service, torch_threads
+from app.service import Service
 from app.serving.runtime import Admission, Timing
 from app.serving.settings import Settings
 from attention import InputError
 from attention.bert import JoinRule, bundled_model_path, join_rule
+from tests.support.service import service_of
 
 pytestmark = pytest.mark.anyio
 requires_bundled_model = pytest.mark.skipif(
@@ -53,16 +53,6 @@ def on() -> Iterator[Service]:
 @pytest.fixture
 def off() -> Iterator[Service]:
     yield from service_of(Settings(batch_wait_ms=0))
-
-
-def service_of(settings: Settings) -> Iterator[Service]:
-    """With the torch threads the service's lifespan sets."""
-    service = Service.from_settings(settings)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(torch_threads(settings))
-    yield service
-    torch.set_num_threads(previous)
-    service.admission.shutdown()
 
 
 def request_of(index: int, form: dict[str, Any], model: str = MODEL) -> AttentionRequest:

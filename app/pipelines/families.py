@@ -107,7 +107,7 @@ class DecoderFamily(Family):
         return decoders.num_parameters(config)
 
     def check_files(self, folder: Path, config: DecoderConfig) -> None:
-        decoders.loading.check_folder(folder, config)
+        decoders.folder.check_folder(folder, config)
 
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Decoder:
         return Decoder(

@@ -16,7 +16,8 @@ from attention.decoder.config import (
     num_parameters,
     parameter_bytes,
 )
-from attention.decoder.loading import DecoderInfo, load_decoder, read_decoder_config
+from attention.decoder.folder import read_decoder_config
+from attention.decoder.loading import DecoderInfo, load_decoder
 from attention.decoder.model import DecoderModel, DecoderOutput, KVCache
 
 __all__ = [

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from attention.bert.tokenizer import WordPieceTokenizer
-from attention.decoder.config import DecoderConfig, check_model_size
+from attention.decoder.config import DecoderConfig
 from attention.decoder.folder import check_folder, read_decoder_config
 from attention.decoder.model import DecoderModel
+from attention.decoder.size import check_model_size
 from attention.decoder.weights import assignments, load_weights
 from attention.device import resolve_device, resolve_dtype
 from attention.folders import files

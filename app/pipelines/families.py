@@ -72,13 +72,13 @@ class EncoderFamily(Family):
     model_types = encoders.config.SUPPORTED_MODEL_TYPES
 
     def read_config(self, folder: Path) -> BertConfig:
-        return encoders.loading.read_config(folder)
+        return encoders.folder.read_config(folder)
 
     def parameters(self, config: BertConfig) -> int:
         return encoders.config.num_parameters(config)
 
     def check_files(self, folder: Path, config: BertConfig) -> None:
-        encoders.loading.check_folder(folder, config)
+        encoders.folder.check_folder(folder, config)
 
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Pretrained:
         return Pretrained(
@@ -107,7 +107,7 @@ class DecoderFamily(Family):
         return decoders.num_parameters(config)
 
     def check_files(self, folder: Path, config: DecoderConfig) -> None:
-        decoders.loading.check_folder(folder, config)
+        decoders.folder.check_folder(folder, config)
 
     def load(self, folder: Path, device: torch.device, name: str, max_bytes: int) -> Decoder:
         return Decoder(

@@ -37,7 +37,6 @@ from attention.bert.loading import (
     BertInfo,
     bundled_model_path,
     load_bert,
-    load_hf_state_dict,
 )
 from attention.bert.model import (
     BertEmbeddings,
@@ -49,6 +48,7 @@ from attention.bert.model import (
 )
 from attention.bert.pooling import Pooling, embed_texts, mean_pool, pool, sentence_embeddings
 from attention.bert.tokenizer import TokenizedBatch, WordPieceTokenizer, word_groups
+from attention.bert.weights import load_hf_state_dict
 from attention.folders.errors import (
     ModelDependencyError,
     ModelError,

@@ -9,15 +9,11 @@ when a model is loaded::
     out = model(batch.input_ids, output_attentions=True)   # logits, attentions per layer
 """
 
-from attention.decoder.config import (
-    SUPPORTED_MODEL_TYPES,
-    DecoderConfig,
-    check_model_size,
-    num_parameters,
-    parameter_bytes,
-)
-from attention.decoder.loading import DecoderInfo, load_decoder, read_decoder_config
+from attention.decoder.config import SUPPORTED_MODEL_TYPES, DecoderConfig
+from attention.decoder.folder import read_decoder_config
+from attention.decoder.loading import DecoderInfo, load_decoder
 from attention.decoder.model import DecoderModel, DecoderOutput, KVCache
+from attention.decoder.size import check_model_size, num_parameters, parameter_bytes
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",

@@ -51,7 +51,7 @@ def write_tokenizer(path: Path, vocab: list[str] = VOCAB) -> None:
 def tiny_weights(config: dict[str, Any], seed: int = 0) -> dict[str, torch.Tensor]:
     """HuggingFace-named tensors of the shapes `config` implies, plus the unused pooler."""
     from attention.bert import BertConfig
-    from attention.bert.loading import expected_weight_shapes
+    from attention.bert.weights import expected_weight_shapes
 
     generator = torch.Generator().manual_seed(seed)
     weights = {
@@ -132,7 +132,7 @@ def write_tiny_encoder(
 
 
 def _distilbert_name(name: str) -> str:
-    from attention.bert.loading import _DISTILBERT_PARTS
+    from attention.bert.weights import _DISTILBERT_PARTS
 
     name = name.replace("encoder.layer.", "transformer.layer.")
     for theirs, ours in _DISTILBERT_PARTS[1:]:

@@ -79,11 +79,12 @@ class Settings(BaseSettings):
         "0 = never",
     )  # fmt: skip
     batch_wait_ms: float = Field(
-        0.5, ge=0, le=100, description="Micro-batching: concurrent random-model requests of "
-        "one joinable form (one sequence, same config and length, no mask, weights or steps) "
-        "are computed in one pass, each answer bitwise what it would be alone; a group gathers "
-        "while each turn of the event loop brings a newcomer, at most this long; a request "
-        "with nobody beside it is not held; 0 = off (docs/performance.md)",
+        0.5, ge=0, le=100, description="Micro-batching: concurrent requests of one joinable "
+        "form are computed in one pass, each answer bitwise what it would be alone (the random "
+        "model: one sequence, same config and length, no mask, weights or steps; a pretrained "
+        "encoder: same model and dtype, no steps, rows its measured rule admits); a group "
+        "gathers while each turn of the event loop brings a newcomer, at most this long; a "
+        "request with nobody beside it is not held; 0 = off (docs/performance.md)",
     )  # fmt: skip
 
     # memory, per worker (docs/reliability.md: the memory model)

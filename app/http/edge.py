@@ -89,6 +89,56 @@ def raw_response(status: int, reason: str, detail: str, extra: bytes = b"") -> b
     return head + extra + b"\r\n" + body
 
 
+COALESCE_BYTES = 64 * 1024
+"""Writes of one turn of the loop are joined into one system call up to this many bytes; larger
+ones leave as they are (joining would copy them for no gain)."""
+
+
+class CoalescingTransport:
+    """The connection's transport, with the writes made in one turn of the event loop sent in
+    one system call at its end. uvicorn writes an answer's head and its body apart; on loopback
+    the head's `send` alone wakes the client, whose next request then waits for the rest (a
+    quarter of a worker's samples at c=8 went to that first write: docs/performance.md). What is
+    not a write (close, write_eof) sends what is pending first; the rest is the transport's."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes | bytearray | memoryview] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending or self._transport.is_closing():
+            return
+        if len(pending) > 1 and sum(map(len, pending)) <= COALESCE_BYTES:
+            pending = [b"".join(pending)]
+        for data in pending:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading, ...
+        return getattr(self._transport, name)
+
+
 class ConnectionGuard:
     """The mixin; the attributes it reads (`connections`, `cycle`, `transport`, `loop`) are
     those of uvicorn's two HTTP protocols."""
@@ -107,6 +157,7 @@ class ConnectionGuard:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         global _served
         super().connection_made(transport)  # type: ignore[misc]
+        self.transport = CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
         _served = self.connections
         settings = get_settings()
         if len(self.connections) > settings.max_connections and not self._evict_slowest():

@@ -236,3 +236,75 @@ def test_the_requests_in_progress_are_counted_from_the_connections(protocol: typ
     assert seen == [2, 1]  # the second beside the first waiting; then one alone
     assert edge.requests_in_progress(at_most=10) == 0
     assert not edge.alone_in_worker()  # 0: a request that came some other way (tests)
+
+
+class RecordingTransport:
+    """What reaches the socket: each write, and whether the transport was closed."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def write_eof(self) -> None:
+        self.writes.append(b"<eof>")
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def one_turn() -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_an_answers_head_and_body_leave_in_one_write() -> None:
+    real = RecordingTransport()
+    transport = edge.CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b"hello")
+    assert real.writes == []  # held until the loop's turn ends
+    assert transport.get_write_buffer_size() == 24
+    await one_turn()
+
+    assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nhello"]
+
+
+@pytest.mark.anyio
+async def test_close_and_eof_send_what_is_pending_first() -> None:
+    real = RecordingTransport()
+    transport = edge.CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+
+    transport.write(b"answer")
+    transport.write_eof()
+    transport.write(b"late")
+    transport.close()
+    await one_turn()
+
+    assert real.writes == [b"answer", b"<eof>", b"late"]
+    assert real.closing
+
+
+@pytest.mark.anyio
+async def test_large_writes_are_not_joined_and_a_closed_transport_gets_none() -> None:
+    real = RecordingTransport()
+    transport = edge.CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    large = b"x" * edge.COALESCE_BYTES
+
+    transport.writelines([b"head", large])
+    await one_turn()
+    assert real.writes == [b"head", large]  # no copy of the large body to join it
+
+    transport.write(b"after the peer left")
+    real.closing = True
+    await one_turn()
+    assert real.writes == [b"head", large]

@@ -47,30 +47,22 @@ FD_RESERVE = 100
 """Descriptors a worker keeps for its own files, besides its connections: 24 measured when
 idle (libraries, the event loop, the metrics files), and a margin."""
 _lingering = 0  # this process's lingering connections (one server per worker process)
-_served: set[Any] | None = None  # the worker's connections (uvicorn's), once one has opened
+_in_progress: int | None = None  # requests read and not answered; None until the guard runs
 
 
-def requests_in_progress(at_most: int) -> int | None:
-    """How many of this worker's connections carry a request not yet answered (its head read,
-    its answer not complete), counted up to `at_most`; None where the guard does not run (an
-    app called without `python -m app`'s protocol, as in-process tests do): nobody can say."""
-    if _served is None:
-        return None
-    count = 0
-    for connection in _served:
-        cycle = connection.cycle
-        if cycle is not None and not cycle.response_complete:
-            count += 1
-            if count >= at_most:
-                break
-    return count
+def requests_in_progress() -> int | None:
+    """How many requests this worker has read (their heads) and not yet answered, counted by
+    the guard as they come and go (O(1): a request asks it on its way to the batcher); None
+    where the guard does not run (an app called without `python -m app`'s protocol, as
+    in-process tests do): nobody can say."""
+    return _in_progress
 
 
 def alone_in_worker() -> bool:
     """True when the caller's request is the only one this worker has read and not answered:
     no other can join it in a batch (app/serving/batching.py), so it need not wait for one.
     (A request served here counts itself: 0 means it did not come through the guard.)"""
-    return requests_in_progress(at_most=2) == 1
+    return requests_in_progress() == 1
 
 
 def descriptors_needed(max_connections: int) -> int:
@@ -153,12 +145,13 @@ class ConnectionGuard:
     _draining = False
     _refused = False
     _lingers = False
+    _answering = False  # a request of this connection counts in `_in_progress`
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        global _served
+        global _in_progress
         super().connection_made(transport)  # type: ignore[misc]
         self.transport = CoalescingTransport(self.transport, self.loop)  # type: ignore[assignment]
-        _served = self.connections
+        _in_progress = _in_progress or 0
         settings = get_settings()
         if len(self.connections) > settings.max_connections and not self._evict_slowest():
             limit = settings.max_connections
@@ -181,6 +174,7 @@ class ConnectionGuard:
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not before:  # a head completed: its request runs (or waits, pipelined)
             self._stop_waiting()
+            self._count_request(+1)
         elif self._head_timer is None and self._between_requests():
             self._await_head()  # the first bytes of a head, on a kept-alive connection
 
@@ -190,9 +184,11 @@ class ConnectionGuard:
         if self._lingers:
             _lingering -= 1
             self._lingers = False
+        self._count_request(-1)  # one gone unanswered: its answer will never complete
         super().connection_lost(exc)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
+        self._count_request(-1)
         super().on_response_complete()  # type: ignore[misc]
         if self._draining and not self.transport.is_closing():
             self.transport.close()
@@ -210,6 +206,16 @@ class ConnectionGuard:
     def _close_if_idle(self) -> None:
         if self._between_requests() and not self.transport.is_closing():
             self.transport.close()
+
+    def _count_request(self, change: int) -> None:
+        """The worker's requests in progress: each connection counts one at most (a pipelined
+        second is not counted: an undercount only skips a join, never changes an answer)."""
+        global _in_progress
+        answering = change > 0
+        if self._answering is answering or _in_progress is None:
+            return
+        self._answering = answering
+        _in_progress += change
 
     def _between_requests(self) -> bool:
         return self.cycle is None or bool(self.cycle.response_complete)
